@@ -1,1 +1,28 @@
-//! hub
+//! The hub runtime. Follow one payment: [`api`] (HTTP handler) -> [`engine::Engine::pay`] ->
+//! [`journal`] (ACCEPTED) -> [`core_client`] (8002) -> the partner adapter (1002) -> [`journal`]
+//! (SUCCEEDED), or a pending action that [`engine::Engine::drive`] works off later.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | the TOML configuration |
+//! | [`state`] | the transaction states and pending actions |
+//! | [`journal`] | sqlx journal: payments, events, serials, settlements; migrations on start |
+//! | [`core_client`] | the core banking gateway connector (8001–8004) |
+//! | [`engine`] | the state machine: pay, 冲正 on request, resolution of unknown outcomes |
+//! | [`api`] | the channel HTTP/JSON API and its OpenAPI document |
+//! | [`app`] | start-up wiring, the resolver job, recovery after restart |
+//! | [`recon_job`] | T+1: files in, reconciliation, reports, settlement |
+//! | [`demo`] | `hub demo`: a business day against the simulators |
+//! | [`errors`] | channel error codes and their Chinese text |
+//! | [`mask`] | masking of personal data |
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod core_client;
+pub mod demo;
+pub mod engine;
+pub mod errors;
+pub mod journal;
+pub mod mask;
+pub mod recon_job;
+pub mod state;

@@ -1,1 +1,128 @@
-fn main() {}
+//! The `hub` binary: `hub serve`, `hub demo`, `hub recon`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use codecs::clock::{parse_yyyymmdd, SystemClock};
+
+#[derive(Parser)]
+#[command(name = "hub", about = "中间业务平台 integration hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub: channel API, resolver, recovery of unfinished payments.
+    Serve {
+        #[arg(long, default_value = "hub.toml")]
+        config: PathBuf,
+    },
+    /// A business day of traffic against the simulators, then T+1 reconciliation and its report.
+    Demo {
+        /// Output folder (journal, files, reports, summary.json).
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+        /// Number of payments to drive.
+        #[arg(long, default_value_t = 2400)]
+        payments: usize,
+        /// Business date (YYYYMMDD); default: today.
+        #[arg(long)]
+        date: Option<String>,
+        /// Seed of the day's traffic and faults.
+        #[arg(long, default_value_t = 20191203)]
+        seed: u64,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Reconcile one business date for every configured partner instance and settle.
+    Recon {
+        #[arg(long, default_value = "hub.toml")]
+        config: PathBuf,
+        /// YYYYMMDD
+        #[arg(long)]
+        date: String,
+    },
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            init_logging("info");
+            let config = match hub::config::HubConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("配置错误 [{}]: {e}", e.code());
+                    return ExitCode::from(2);
+                }
+            };
+            let hub = match hub::app::start(&config, Arc::new(SystemClock)).await {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("启动失败: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            println!("hub listening on http://{}", hub.addr);
+            let _ = tokio::signal::ctrl_c().await;
+            hub.stop().await;
+            ExitCode::SUCCESS
+        }
+        Command::Demo { out, payments, date, seed, quiet } => {
+            init_logging("error");
+            let date = match date.as_deref().map(parse_yyyymmdd) {
+                Some(None) => {
+                    eprintln!("--date must be YYYYMMDD");
+                    return ExitCode::from(2);
+                }
+                Some(Some(d)) => Some(d),
+                None => None,
+            };
+            let options = hub::demo::DemoOptions { out, payments, date, seed, progress: !quiet };
+            match hub::demo::run(options).await {
+                Ok(summary) if summary.unexplained_total() == 0 => ExitCode::SUCCESS,
+                Ok(_) => {
+                    eprintln!("demo: unexplained differences remain");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("demo failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Recon { config, date } => {
+            init_logging("info");
+            let Some(date) = parse_yyyymmdd(&date) else {
+                eprintln!("--date must be YYYYMMDD");
+                return ExitCode::from(2);
+            };
+            let config = match hub::config::HubConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("配置错误 [{}]: {e}", e.code());
+                    return ExitCode::from(2);
+                }
+            };
+            match hub::recon_job::run_all(&config, date).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("对账失败: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The adapter SPI: what the hub's engine asks of every bill-collection partner, and the outcomes
+//! it gets back. The outcome types encode the one question the engine must answer after a
+//! money-moving call: did the partner write something off, did it definitely not, or can nobody
+//! tell yet (then a reversal or a status query settles it, never a re-send).
+
+use chrono::{NaiveDate, NaiveTime};
+use codecs::Money;
+use serde::{Deserialize, Serialize};
+
+/// The bank channel a request came from, as the partner specs number them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    /// 01 柜面
+    Counter,
+    /// 02 手机银行
+    Mobile,
+    /// 03 自助设备
+    SelfService,
+    /// 04 网上银行
+    Online,
+}
+
+impl Channel {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Channel::Counter => "01",
+            Channel::Mobile => "02",
+            Channel::SelfService => "03",
+            Channel::Online => "04",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Channel> {
+        match code {
+            "01" => Some(Channel::Counter),
+            "02" => Some(Channel::Mobile),
+            "03" => Some(Channel::SelfService),
+            "04" => Some(Channel::Online),
+            _ => None,
+        }
+    }
+}
+
+/// Who asks and when: the header fields every partner message carries.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub channel: Channel,
+    pub branch_no: String,
+    pub teller_no: String,
+    /// The hub's calendar date when it builds the request (not the core's date).
+    pub tx_date: NaiveDate,
+    pub tx_time: NaiveTime,
+    /// The hub serial of this request, 20 characters, unique per partner instance and date.
+    pub bank_serial: String,
+}
+
+/// What the customer owes, as the partner states it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bill {
+    pub customer_no: String,
+    pub customer_name: String,
+    pub address: String,
+    pub total_due: Money,
+    pub prepaid: Money,
+    pub items: Vec<BillItem>,
+    /// The partner said nothing is due; a payment is still allowed as a pure prepayment.
+    pub nothing_due: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BillItem {
+    /// `YYYYMM`.
+    pub period: String,
+    pub amount: Money,
+    pub penalty: Money,
+}
+
+#[derive(Clone, Debug)]
+pub struct PayOrder {
+    pub customer_no: String,
+    pub pay_amount: Money,
+    /// The total due the customer was shown by the query (partners refuse when it changed).
+    pub total_due: Money,
+    pub payer_account: String,
+}
+
+/// The payment a reversal or status query is about.
+#[derive(Clone, Debug)]
+pub struct OriginalRef {
+    pub bank_serial: String,
+    pub tx_date: NaiveDate,
+    pub customer_no: String,
+    pub amount: Money,
+}
+
+/// A definite answer of the partner, kept verbatim for the journal and the channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartnerReply {
+    /// The partner's response code (`1003`), or one of the adapter's own codes (`CONNECT`,
+    /// `ADP_INPUT`) when the request never left the hub.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum QueryOutcome {
+    Bill(Bill),
+    Refused(PartnerReply),
+}
+
+#[derive(Clone, Debug)]
+pub enum PayOutcome {
+    Paid {
+        partner_serial: String,
+        acct_date: NaiveDate,
+        prepaid: Money,
+    },
+    /// The partner wrote nothing off, definitely (including: the request never left the hub).
+    Refused(PartnerReply),
+    /// Timeout, system busy, bad MAC, a connection dropped after the request was (possibly)
+    /// sent, a garbled answer: the engine must resolve it with a reversal or a status query.
+    Unknown { reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub enum ReversalOutcome {
+    /// 0000
+    Reversed,
+    /// 2001: nothing was written off; the partner fences the serial.
+    OriginalNotFound,
+    /// 2002: success for the bank.
+    AlreadyReversed,
+    /// 2003: past the partner's reversal deadline; ask for the status.
+    TooLate,
+    /// 2004: customer or amount differ from the original; nothing reversed.
+    Mismatch,
+    Refused(PartnerReply),
+    Unknown {
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum StatusOutcome {
+    WrittenOff {
+        partner_serial: String,
+        acct_date: NaiveDate,
+        amount: Money,
+    },
+    Reversed,
+    /// The partner never wrote it off and fences the serial against a late original.
+    NotFound,
+    Unknown {
+        reason: String,
+    },
+}
+
+/// A partner's daily file, parsed and checked against its own summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyFile {
+    pub acct_date: NaiveDate,
+    pub records: Vec<DailyRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyRecord {
+    /// 1-based line number in the file, for operators' reports.
+    pub line_no: usize,
+    pub bank_serial: String,
+    pub partner_serial: String,
+    pub customer_no: String,
+    pub amount: Money,
+    pub tx_date: NaiveDate,
+    pub tx_time: NaiveTime,
+    pub channel: String,
+}
+
+/// Errors that are not a partner's answer: configuration, keys, input refused before any I/O,
+/// transport failures of calls that move no money, daily files.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("适配器配置错误：{field} {reason}")]
+    Config { field: &'static str, reason: String },
+    #[error("MAC密钥配置错误：{0}")]
+    Key(String),
+    #[error("请求要素不合规：{field} {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+    #[error("报文组装失败：{0}")]
+    Encode(String),
+    #[error("无法连接合作方：{0}")]
+    Connect(String),
+    #[error("合作方应答超时：{0}")]
+    Timeout(String),
+    #[error("与合作方通讯中断：{0}")]
+    Transport(String),
+    #[error("合作方应答报文错误：{0}")]
+    Garbled(String),
+    #[error("对账文件第{line}行错误：{reason}")]
+    DailyFile { line: usize, reason: String },
+    #[error("文件读取失败：{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AdapterError {
+    /// A stable code for journals, metrics and channel answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdapterError::Config { .. } => "ADP_CONFIG",
+            AdapterError::Key(_) => "ADP_KEY",
+            AdapterError::InvalidInput { .. } => "ADP_INPUT",
+            AdapterError::Encode(_) => "ADP_ENCODE",
+            AdapterError::Connect(_) => "CONNECT",
+            AdapterError::Timeout(_) => "ADP_TIMEOUT",
+            AdapterError::Transport(_) => "ADP_TRANSPORT",
+            AdapterError::Garbled(_) => "ADP_GARBLED",
+            AdapterError::DailyFile { .. } => "ADP_FILE",
+            AdapterError::Io(_) => "ADP_IO",
+        }
+    }
+
+    /// The reply the engine journals when a money-moving request was refused before any I/O.
+    pub fn to_reply(&self) -> PartnerReply {
+        PartnerReply {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// One bill-collection partner instance (one per partner and legal-entity bank).
+///
+/// The adapter never re-sends: retries and backoff belong to the engine, which journals each
+/// attempt before it is made.
+#[async_trait::async_trait]
+pub trait BillPartner: Send + Sync {
+    /// The payee code (`CDGJ`).
+    fn payee(&self) -> &str;
+    /// The instance within the payee (the BankCode).
+    fn instance(&self) -> &str;
+    /// A query moves no money, so its transport failures are errors rather than outcomes.
+    async fn query(
+        &self,
+        ctx: &RequestContext,
+        customer_no: &str,
+    ) -> Result<QueryOutcome, AdapterError>;
+    async fn pay(&self, ctx: &RequestContext, order: &PayOrder) -> PayOutcome;
+    /// 冲正 of a payment.
+    async fn reverse(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome;
+    /// 查证 of a payment.
+    async fn status(&self, ctx: &RequestContext, original: &OriginalRef) -> StatusOutcome;
+    fn parse_daily_file(&self, bytes: &[u8]) -> Result<DailyFile, AdapterError>;
+    fn daily_file_name(&self, acct_date: NaiveDate) -> String;
+}
+
+/// Masks personal data for logs: the first 4 and last 4 characters stay, the rest become `*`;
+/// anything of 8 characters or fewer is masked whole.
+pub fn mask(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let hidden = chars.len() - 8;
+    let head: String = chars.iter().take(4).collect();
+    let tail: String = chars.iter().skip(4 + hidden).collect();
+    format!("{head}{}{tail}", "*".repeat(hidden))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_codes_follow_the_specs() {
+        assert_eq!(Channel::Counter.code(), "01");
+        assert_eq!(Channel::Mobile.code(), "02");
+        assert_eq!(Channel::SelfService.code(), "03");
+        assert_eq!(Channel::Online.code(), "04");
+        assert_eq!(Channel::from_code("02"), Some(Channel::Mobile));
+        assert_eq!(Channel::from_code("05"), None);
+        assert_eq!(Channel::from_code("2"), None);
+    }
+
+    #[test]
+    fn masking_keeps_first_and_last_four() {
+        assert_eq!(mask("4310020000000001"), "4310********0001");
+        assert_eq!(mask("6230901000000000011"), "6230***********0011");
+        assert_eq!(mask("12345678"), "********");
+        assert_eq!(mask(""), "");
+    }
+
+    #[test]
+    fn error_codes_are_stable() {
+        let error = AdapterError::InvalidInput {
+            field: "CustomerNo",
+            reason: "too long".into(),
+        };
+        assert_eq!(error.code(), "ADP_INPUT");
+        assert_eq!(AdapterError::Connect("x".into()).to_reply().code, "CONNECT");
+    }
+}

@@ -1,0 +1,237 @@
+//! The channel API: HTTP/JSON for counter, mobile, self-service and online banking, with an
+//! OpenAPI document at `/openapi.json`. Every refusal is `{code, message, detail}`: a stable English
+//! code, the Chinese text the channel shows, and what exactly was wrong.
+
+use std::sync::Arc;
+
+use adapters::spi::QueryOutcome;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::engine::{Engine, EngineError, PayRequest};
+use crate::errors::ErrorCode;
+
+/// Largest request body accepted; a bill payment is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: &'static str,
+    pub detail: String,
+}
+
+pub struct Refusal(StatusCode, ApiError);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+fn refusal(code: ErrorCode, detail: String) -> Refusal {
+    let status = match code {
+        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::DuplicateMismatch => StatusCode::CONFLICT,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::UnknownPayee | ErrorCode::ReversalNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::OK,
+    };
+    Refusal(status, ApiError { code: code.code(), message: code.message_zh(), detail })
+}
+
+impl From<EngineError> for Refusal {
+    fn from(e: EngineError) -> Self {
+        let code = e.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %e, "Internal error answering a channel.");
+        }
+        refusal(code, e.to_string())
+    }
+}
+
+fn bad_json(rejection: JsonRejection) -> Refusal {
+    refusal(ErrorCode::BadRequest, rejection.body_text())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueryRequest {
+    pub payee: String,
+    pub instance: String,
+    pub customer_no: String,
+    pub channel: String,
+    pub branch_no: String,
+    pub teller_no: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ReversalRequest {
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/api/v1/bills/query", post(query))
+        .route("/api/v1/payments", post(pay))
+        .route("/api/v1/payments/{channel}/{channel_date}/{channel_serial}", get(status))
+        .route(
+            "/api/v1/payments/{channel}/{channel_date}/{channel_serial}/reversal",
+            post(reverse),
+        )
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { refusal(ErrorCode::NotFound, "no such route".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(engine)
+}
+
+async fn query(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<QueryRequest>, JsonRejection>,
+) -> Result<Response, Refusal> {
+    let Json(req) = body.map_err(bad_json)?;
+    if req.customer_no.is_empty() || req.customer_no.len() > 16 || !req.customer_no.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(refusal(ErrorCode::BadRequest, "customer_no must be 1..16 letters or digits".into()));
+    }
+    let outcome = engine
+        .query(&req.payee, &req.instance, &req.customer_no, &req.channel, &req.branch_no, &req.teller_no)
+        .await?;
+    Ok(match outcome {
+        QueryOutcome::Bill(bill) => Json(json!({
+            "status": "OK",
+            "customer_no": bill.customer_no,
+            "customer_name": bill.customer_name,
+            "address": bill.address,
+            "total_due_fen": bill.total_due.fen(),
+            "prepaid_fen": bill.prepaid.fen(),
+            "nothing_due": bill.nothing_due,
+            "items": bill.items.iter().map(|i| json!({
+                "period": i.period, "amount_fen": i.amount.fen(), "penalty_fen": i.penalty.fen()
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        QueryOutcome::Refused(reply) => {
+            let code = ErrorCode::from_partner(&reply.code);
+            Json(json!({
+                "status": "FAILED",
+                "code": code.code(),
+                "message": code.message_zh(),
+                "partner_code": reply.code,
+            }))
+            .into_response()
+        }
+    })
+}
+
+async fn pay(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<PayRequest>, JsonRejection>,
+) -> Result<Response, Refusal> {
+    let Json(req) = body.map_err(bad_json)?;
+    let answer = engine.pay(&req).await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn status(
+    State(engine): State<Arc<Engine>>,
+    Path((channel, channel_date, channel_serial)): Path<(String, String, String)>,
+) -> Result<Response, Refusal> {
+    let view = engine.status_view(&channel, &channel_date, &channel_serial).await?;
+    Ok(Json(view).into_response())
+}
+
+async fn reverse(
+    State(engine): State<Arc<Engine>>,
+    Path((channel, channel_date, channel_serial)): Path<(String, String, String)>,
+    body: Option<Json<ReversalRequest>>,
+) -> Result<Response, Refusal> {
+    let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
+    let view = engine.status_view(&channel, &channel_date, &channel_serial).await?;
+    let answer = engine.request_reversal(&view.hub_serial, &reason).await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
+
+/// The OpenAPI 3.0 document of the channel API.
+pub fn openapi_document() -> serde_json::Value {
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let answer = json!({"$ref": "#/components/schemas/ChannelAnswer"});
+    let key_params = json!([
+        {"name": "channel", "in": "path", "required": true, "schema": {"type": "string", "enum": ["01","02","03","04"]}},
+        {"name": "channel_date", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{8}$"}},
+        {"name": "channel_serial", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{1,32}$"}}
+    ]);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "中间业务平台 渠道接口 (integration hub channel API)",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Bill query, payment, status and same-day 冲正 for bank channels. Amounts are integer fen. A repeated (channel, channel_date, channel_serial) returns the first answer and never debits twice; the same key with a different payload is refused with DUPLICATE_MISMATCH."
+        },
+        "paths": {
+            "/api/v1/bills/query": {"post": {
+                "summary": "欠费查询 query a bill",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueryRequest"}}}},
+                "responses": {"200": {"description": "the bill, or the partner's refusal", "content": {"application/json": {"schema": {"type": "object"}}}},
+                               "400": {"description": "bad request", "content": {"application/json": {"schema": error}}}}
+            }},
+            "/api/v1/payments": {"post": {
+                "summary": "缴费 pay a bill",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PayRequest"}}}},
+                "responses": {
+                    "200": {"description": "SUCCEEDED, FAILED (nothing taken or given back) or IN_DOUBT (resolved automatically; query the status)", "content": {"application/json": {"schema": answer}}},
+                    "400": {"description": "bad request", "content": {"application/json": {"schema": error}}},
+                    "409": {"description": "channel serial reused with a different payload", "content": {"application/json": {"schema": error}}},
+                    "422": {"description": "unknown payee", "content": {"application/json": {"schema": error}}}
+                }
+            }},
+            "/api/v1/payments/{channel}/{channel_date}/{channel_serial}": {"get": {
+                "summary": "交易状态查询 status of a payment",
+                "parameters": key_params,
+                "responses": {"200": {"description": "the payment", "content": {"application/json": {"schema": {"type": "object"}}}},
+                              "404": {"description": "not found", "content": {"application/json": {"schema": error}}}}
+            }},
+            "/api/v1/payments/{channel}/{channel_date}/{channel_serial}/reversal": {"post": {
+                "summary": "冲正 reverse a same-day counter payment (before the partner's day-end)",
+                "parameters": key_params,
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "REVERSED, FAILED (REVERSAL_TOO_LATE, REVERSAL_MISMATCH) or IN_DOUBT", "content": {"application/json": {"schema": answer}}},
+                              "422": {"description": "not a counter payment, or not succeeded", "content": {"application/json": {"schema": error}}}}
+            }}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["code", "message", "detail"], "properties": {
+                "code": {"type": "string", "description": "stable English code"},
+                "message": {"type": "string", "description": "Chinese text for the channel"},
+                "detail": {"type": "string"}}},
+            "QueryRequest": {"type": "object", "required": ["payee","instance","customer_no","channel","branch_no","teller_no"], "properties": {
+                "payee": {"type": "string", "example": "CDGJ"}, "instance": {"type": "string", "example": "NSH43102"},
+                "customer_no": {"type": "string"}, "channel": {"type": "string"}, "branch_no": {"type": "string"}, "teller_no": {"type": "string"}}},
+            "PayRequest": {"type": "object", "required": ["channel","channel_date","channel_serial","payee","instance","customer_no","payer_account","amount_fen","total_due_fen","branch_no","teller_no"], "properties": {
+                "channel": {"type": "string", "enum": ["01","02","03","04"]},
+                "channel_date": {"type": "string", "pattern": "^[0-9]{8}$"},
+                "channel_serial": {"type": "string", "pattern": "^[0-9A-Za-z]{1,32}$"},
+                "payee": {"type": "string"}, "instance": {"type": "string"},
+                "customer_no": {"type": "string"}, "payer_account": {"type": "string"},
+                "amount_fen": {"type": "integer", "minimum": 1}, "total_due_fen": {"type": "integer", "minimum": 0},
+                "branch_no": {"type": "string", "pattern": "^[0-9]{6}$"}, "teller_no": {"type": "string"}}},
+            "ChannelAnswer": {"type": "object", "required": ["status","hub_serial","amount_fen"], "properties": {
+                "status": {"type": "string", "enum": ["SUCCEEDED","FAILED","IN_DOUBT","REVERSED"]},
+                "hub_serial": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"},
+                "partner_code": {"type": "string"}, "partner_serial": {"type": "string"},
+                "acct_date": {"type": "string"}, "prepaid_fen": {"type": "integer"}, "amount_fen": {"type": "integer"}}}
+        }}
+    })
+}

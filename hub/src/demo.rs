@@ -1,0 +1,592 @@
+//! `hub demo`: one business day of 郴电国际 bill payments against the core and power simulators,
+//! on a compressed clock shared by the hub and the simulators, through the core's 23:00 date switch
+//! and the power company's 23:30 day-end; then the daily files, T+1 reconciliation, the report,
+//! settlement and `summary.json`.
+//!
+//! Every fault the day injects is recorded with the payment it hits, so that each reconciliation
+//! difference is either explained by a recorded fault or counted as `unexplained`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
+use codecs::clock::{yyyymmdd, Clock, ManualClock, SharedClock, SystemClock};
+use codecs::Money;
+use fixtures::core_sim::{self, AccountFixture, AcctClass, AcctStatus, CoreFault, CoreSimConfig, FaultRule};
+use fixtures::power_sim::{self, ArrearsItem, PowerCustomer, PowerFault, PowerFaultRule, PowerSimConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{HubConfig, HubSection};
+use crate::core_client::CoreConfig;
+use crate::engine::{ChannelAnswer, EngineConfig};
+
+const BANK_CODE: &str = "NSH43102";
+const MAC_KEY_HEX: &str = "0123456789abcdeffedcba9876543210";
+const SUSPENSE: &str = "9003100000000001";
+const SETTLEMENT: &str = "9003200000000001";
+/// Demo timeouts: short, so that a day with dozens of timeouts still runs in a minute.
+const ANSWER_TIMEOUT_MS: u64 = 600;
+const LATE_BY: Duration = Duration::from_millis(1_500);
+/// Payments in flight at once.
+const CONCURRENCY: usize = 8;
+
+pub struct DemoOptions {
+    pub out: PathBuf,
+    pub payments: usize,
+    pub date: Option<NaiveDate>,
+    pub seed: u64,
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("hub start: {0}")]
+    Start(#[from] crate::app::StartError),
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("reconciliation: {0}")]
+    Recon(#[from] crate::recon_job::ReconError),
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The trouble a payment of the day is made to meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    Normal,
+    Prepay,
+    Duplicate,
+    InsufficientBalance,
+    FrozenAccount,
+    UnknownCustomer,
+    StaleArrears,
+    PartnerTimeout,
+    PartnerBusy,
+    PartnerBadMac,
+    PartnerCloseMidFrame,
+    CoreTimeout,
+    CoreSystemError,
+    CounterReversal,
+    OmittedFromPartnerFile,
+}
+
+impl Scenario {
+    /// The final hub state the scenario must end in.
+    fn expected_state(self) -> &'static str {
+        match self {
+            Scenario::Normal | Scenario::Prepay | Scenario::Duplicate | Scenario::OmittedFromPartnerFile => "SUCCEEDED",
+            Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreSystemError => "CORE_FAILED",
+            _ => "REVERSED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartnerSummary {
+    pub payee: String,
+    pub instance: String,
+    pub business_date: String,
+    pub payments_succeeded: i64,
+    pub payments_reversed: i64,
+    pub payments_failed: i64,
+    pub payments_in_doubt: i64,
+    pub matched: usize,
+    pub awaiting_core: usize,
+    pub differences: BTreeMap<String, usize>,
+    pub explained: usize,
+    pub unexplained: usize,
+    pub settlement_fen: i64,
+    pub settlement_state: String,
+    pub report_html: String,
+    pub report_csv: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    pub business_date: String,
+    pub payments_driven: usize,
+    pub duplicates_sent: usize,
+    pub traffic_seconds: f64,
+    pub payments_per_second: f64,
+    pub scenarios: BTreeMap<String, usize>,
+    /// Payments whose final state differs from what their scenario must end in.
+    pub scenario_mismatches: Vec<String>,
+    /// Core double-entry check: the sum of all balances is unchanged by the day.
+    pub ledger_balanced: bool,
+    pub partners: Vec<PartnerSummary>,
+}
+
+impl DemoSummary {
+    pub fn unexplained_total(&self) -> usize {
+        self.partners.iter().map(|p| p.unexplained).sum::<usize>() + self.scenario_mismatches.len()
+            + usize::from(!self.ledger_balanced)
+    }
+}
+
+struct Planned {
+    scenario: Scenario,
+    channel: &'static str,
+    customer: String,
+    payer: String,
+    /// Arrears of the customer at plan time (for prepayment planning).
+    extra_fen: i64,
+}
+
+fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> NaiveDateTime {
+    date.and_time(NaiveTime::from_hms_opt(h, m, s).unwrap_or(NaiveTime::MIN))
+}
+
+fn customer_accounts(rng: &mut StdRng, count: usize) -> Vec<AccountFixture> {
+    const SURNAMES: &[&str] = &["李", "王", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "谭", "曹", "邓"];
+    const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "湘", "郴"];
+    (0..count)
+        .map(|i| AccountFixture {
+            acct_no: format!("62309010{:011}", i + 1),
+            name: format!(
+                "{}{}",
+                SURNAMES[rng.gen_range(0..SURNAMES.len())],
+                GIVEN[rng.gen_range(0..GIVEN.len())]
+            ),
+            class: AcctClass::P,
+            status: AcctStatus::N,
+            balance: Money::from_fen(rng.gen_range(1_000_000..5_000_000)),
+            open_branch: "000101".into(),
+            id_type: None,
+            id_no: None,
+            interest_bearing: true,
+        })
+        .collect()
+}
+
+fn internal(acct_no: &str, name: &str) -> AccountFixture {
+    AccountFixture {
+        acct_no: acct_no.into(),
+        name: name.into(),
+        class: AcctClass::I,
+        status: AcctStatus::N,
+        balance: Money::ZERO,
+        open_branch: "000101".into(),
+        id_type: None,
+        id_no: None,
+        interest_bearing: false,
+    }
+}
+
+/// Plans the day: which payment meets which trouble, with dedicated customers and accounts for
+/// every fault so that a fault rule can only hit the payment it was planned for.
+fn plan(
+    rng: &mut StdRng,
+    count: usize,
+    customers: &[PowerCustomer],
+    accounts: &mut [AccountFixture],
+) -> Vec<Planned> {
+    let open: Vec<&PowerCustomer> = customers.iter().filter(|c| !c.closed).collect();
+    let mut plans = Vec::with_capacity(count);
+    // Fault scenarios take accounts from the end of the list, ordinary ones from the front.
+    let mut spare_account = accounts.len();
+    let ordinary_accounts = accounts.len() / 2;
+    let mut next_customer = 0usize;
+    let channels = ["01", "02", "02", "02", "03", "04"];
+    for i in 0..count {
+        let roll = rng.gen_range(0..1000);
+        let scenario = match roll {
+            0..=24 => Scenario::InsufficientBalance,
+            25..=34 => Scenario::FrozenAccount,
+            35..=54 => Scenario::UnknownCustomer,
+            55..=74 => Scenario::StaleArrears,
+            75..=104 => Scenario::Duplicate,
+            105..=116 => Scenario::PartnerTimeout,
+            117..=122 => Scenario::PartnerBusy,
+            123..=128 => Scenario::PartnerBadMac,
+            129..=134 => Scenario::PartnerCloseMidFrame,
+            135..=146 => Scenario::CoreTimeout,
+            147..=152 => Scenario::CoreSystemError,
+            153..=172 => Scenario::CounterReversal,
+            173..=174 => Scenario::OmittedFromPartnerFile,
+            175..=224 => Scenario::Prepay,
+            _ => Scenario::Normal,
+        };
+        let needs_own_account = matches!(
+            scenario,
+            Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreTimeout | Scenario::CoreSystemError
+        );
+        let payer = if needs_own_account && spare_account > ordinary_accounts {
+            spare_account -= 1;
+            let account = &mut accounts[spare_account];
+            match scenario {
+                Scenario::InsufficientBalance => account.balance = Money::from_fen(rng.gen_range(0..500)),
+                Scenario::FrozenAccount => {
+                    account.status = if rng.gen_bool(0.5) { AcctStatus::F } else { AcctStatus::S }
+                }
+                _ => {}
+            }
+            account.acct_no.clone()
+        } else {
+            accounts[rng.gen_range(0..ordinary_accounts.max(1))].acct_no.clone()
+        };
+        let customer = if scenario == Scenario::UnknownCustomer {
+            format!("99{:014}", i)
+        } else {
+            // Each customer is used once, so a query and its payment are never interleaved with
+            // another payment of the same customer (that would be a stale-arrears case of its own).
+            let c = open[next_customer % open.len().max(1)].customer_no.clone();
+            next_customer += 1;
+            c
+        };
+        let channel = if scenario == Scenario::CounterReversal { "01" } else { channels[rng.gen_range(0..channels.len())] };
+        let extra_fen = if scenario == Scenario::Prepay { rng.gen_range(1..20_000) } else { 0 };
+        plans.push(Planned { scenario, channel, customer, payer, extra_fen });
+    }
+    plans
+}
+
+struct Driver {
+    http: reqwest::Client,
+    base: String,
+    date: String,
+    power: power_sim::PowerSimHandle,
+    core: core_sim::CoreSimHandle,
+}
+
+impl Driver {
+    async fn query(&self, p: &Planned, serial: usize) -> Result<serde_json::Value, DemoError> {
+        let body = json!({
+            "payee": "CDGJ", "instance": BANK_CODE, "customer_no": p.customer, "channel": p.channel,
+            "branch_no": "000101", "teller_no": format!("T{:05}", serial % 100_000),
+        });
+        Ok(self.http.post(format!("{}/api/v1/bills/query", self.base)).json(&body).send().await?.json().await?)
+    }
+
+    async fn pay(&self, p: &Planned, serial: &str, amount_fen: i64, total_due_fen: i64) -> Result<ChannelAnswer, DemoError> {
+        let body = json!({
+            "channel": p.channel, "channel_date": self.date, "channel_serial": serial,
+            "payee": "CDGJ", "instance": BANK_CODE, "customer_no": p.customer, "payer_account": p.payer,
+            "amount_fen": amount_fen, "total_due_fen": total_due_fen, "branch_no": "000101", "teller_no": "MB0001",
+        });
+        let response = self.http.post(format!("{}/api/v1/payments", self.base)).json(&body).send().await?;
+        Ok(response.json().await?)
+    }
+
+    /// One payment through its scenario. Returns (hub serial, duplicates sent).
+    async fn run(&self, index: usize, p: &Planned) -> Result<(Option<String>, usize), DemoError> {
+        let channel_serial = format!("{}{}{:08}", p.channel, self.date, index);
+        let (mut amount_fen, mut total_due_fen) = (0i64, 0i64);
+        if p.scenario != Scenario::UnknownCustomer {
+            let bill = self.query(p, index).await?;
+            total_due_fen = bill["total_due_fen"].as_i64().unwrap_or(0);
+            amount_fen = total_due_fen;
+        }
+        if amount_fen == 0 {
+            // Nothing due (or never queried): a pure prepayment.
+            amount_fen = 5_000;
+        }
+        amount_fen += p.extra_fen;
+        match p.scenario {
+            Scenario::StaleArrears => self.power.add_arrears(
+                &p.customer,
+                ArrearsItem { period: "202612".into(), amount: Money::from_fen(4_321), penalty: Money::ZERO },
+            ),
+            Scenario::PartnerTimeout => self.arm_power(p, PowerFault::AnswerLate(LATE_BY)),
+            Scenario::PartnerBusy => self.arm_power(p, PowerFault::BusyAfterProcessing),
+            Scenario::PartnerBadMac => self.arm_power(p, PowerFault::BadMac),
+            Scenario::PartnerCloseMidFrame => self.arm_power(p, PowerFault::CloseMidFrame),
+            Scenario::CoreTimeout => self.core.arm(FaultRule {
+                tran_code: "8002".into(),
+                debit_acct: Some(p.payer.clone()),
+                fault: CoreFault::AnswerLate(LATE_BY),
+                times: 1,
+            }),
+            Scenario::CoreSystemError => self.core.arm(FaultRule {
+                tran_code: "8002".into(),
+                debit_acct: Some(p.payer.clone()),
+                fault: CoreFault::SystemError,
+                times: 1,
+            }),
+            _ => {}
+        }
+        let answer = self.pay(p, &channel_serial, amount_fen, total_due_fen).await?;
+        let mut duplicates = 0;
+        if p.scenario == Scenario::Duplicate {
+            let again = self.pay(p, &channel_serial, amount_fen, total_due_fen).await?;
+            duplicates += 1;
+            if again != answer {
+                return Err(DemoError::Setup(format!("duplicate {channel_serial} got a different answer")));
+            }
+        }
+        if p.scenario == Scenario::CounterReversal && answer.status == "SUCCEEDED" {
+            let url = format!("{}/api/v1/payments/{}/{}/{}/reversal", self.base, p.channel, self.date, channel_serial);
+            let _: serde_json::Value = self.http.post(url).json(&json!({"reason": "客户申请冲正"})).send().await?.json().await?;
+        }
+        if p.scenario == Scenario::OmittedFromPartnerFile && answer.status == "SUCCEEDED" {
+            if let Some(date) = codecs::clock::parse_yyyymmdd(&self.date) {
+                self.power.omit_from_daily_file(date, &answer.hub_serial);
+            }
+        }
+        Ok((Some(answer.hub_serial), duplicates))
+    }
+
+    fn arm_power(&self, p: &Planned, fault: PowerFault) {
+        self.power.arm(PowerFaultRule { tx_code: "1002".into(), customer_no: Some(p.customer.clone()), fault, times: 1 });
+    }
+}
+
+/// Runs the demo and writes `summary.json`.
+pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
+    let date = options.date.unwrap_or_else(|| SystemClock.today());
+    let out = options.out.clone();
+    let files = out.join("files");
+    let reports = out.join("reports");
+    for stale in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        let _ = std::fs::remove_file(out.join(stale));
+    }
+    let _ = std::fs::remove_dir_all(&files);
+    std::fs::create_dir_all(&files)?;
+    std::fs::create_dir_all(&reports)?;
+
+    let manual = ManualClock::new(at(date, 7, 59, 0));
+    let clock: SharedClock = manual.clone();
+    let mut rng = StdRng::seed_from_u64(options.seed);
+
+    // Core: the bank's customers and the two internal accounts of the power collection.
+    let mut accounts = customer_accounts(&mut rng, 900);
+    let customers = power_sim::sample_customers(options.seed, options.payments + 200);
+    let plans = plan(&mut rng, options.payments, &customers, &mut accounts);
+    accounts.push(internal(SUSPENSE, "代收电费过渡户"));
+    accounts.push(internal(SETTLEMENT, "郴电国际结算户"));
+    let core = core_sim::start(
+        CoreSimConfig { accounts, ..CoreSimConfig::default() },
+        clock.clone(),
+    )
+    .await?;
+    let opening_total = core.total_balance();
+    let mac_key = codecs::mac::parse_key_hex(MAC_KEY_HEX).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let power = power_sim::start(
+        PowerSimConfig {
+            bank_code: BANK_CODE.into(),
+            mac_key,
+            day_end: NaiveTime::from_hms_opt(23, 30, 0).unwrap_or(NaiveTime::MIN),
+            customers,
+        },
+        clock.clone(),
+    )
+    .await?;
+
+    let config = demo_config(&out, core.addr.port(), power.addr.port())?;
+    let hub = crate::app::start(&config, clock.clone()).await?;
+    let driver = Arc::new(Driver {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        base: format!("http://{}", hub.addr),
+        date: yyyymmdd(date),
+        power: power.clone(),
+        core: core.clone(),
+    });
+
+    // The day: 08:00 to 23:20, so that the last payments fall after the core's 23:00 switch
+    // (CoreDate D+1) but before the power company's 23:30 day-end (AcctDate D).
+    let day_start = at(date, 8, 0, 0);
+    let day_span_ms = (at(date, 23, 20, 0) - day_start).num_milliseconds();
+    let bar = if options.progress { ProgressBar::new(plans.len() as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} 笔")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let plans = Arc::new(plans);
+    let mut serials: Vec<(usize, String)> = Vec::new();
+    let mut duplicates_sent = 0usize;
+    for chunk_start in (0..plans.len()).step_by(CONCURRENCY) {
+        let offset = day_span_ms * chunk_start as i64 / plans.len().max(1) as i64;
+        manual.advance_to(day_start + chrono::Duration::milliseconds(offset));
+        bar.set_message(format!("营业日 {}", clock.now().format("%Y-%m-%d %H:%M")));
+        let mut tasks = Vec::new();
+        for index in chunk_start..(chunk_start + CONCURRENCY).min(plans.len()) {
+            let driver = driver.clone();
+            let plans = plans.clone();
+            tasks.push(tokio::spawn(async move {
+                let p = &plans[index];
+                (index, driver.run(index, p).await)
+            }));
+        }
+        for task in tasks {
+            match task.await {
+                Ok((index, Ok((Some(serial), dups)))) => {
+                    serials.push((index, serial));
+                    duplicates_sent += dups;
+                }
+                Ok((_, Ok((None, dups)))) => duplicates_sent += dups,
+                Ok((index, Err(e))) => return Err(DemoError::Setup(format!("payment {index}: {e}"))),
+                Err(e) => return Err(DemoError::Setup(format!("driver task: {e}"))),
+            }
+        }
+        bar.inc((CONCURRENCY).min(plans.len() - chunk_start) as u64);
+    }
+    let traffic_seconds = started.elapsed().as_secs_f64();
+    bar.finish_with_message(format!("营业日 {} 交易结束", yyyymmdd(date)));
+
+    // Through the day-ends; let the resolver work every pending reversal and status query off
+    // on the compressed clock (one simulated minute per real 20 ms).
+    manual.advance_to(at(date, 23, 31, 0));
+    let resolve_deadline = Instant::now() + Duration::from_secs(120);
+    while hub.engine.journal().pending_count().await? > 0 && Instant::now() < resolve_deadline {
+        manual.advance(chrono::Duration::minutes(1));
+        hub.engine.resolve_due(256).await.map_err(|e| DemoError::Setup(e.to_string()))?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next_day = date.checked_add_days(Days::new(1)).ok_or_else(|| DemoError::Setup("date overflow".into()))?;
+    // T+1: the core's file by 01:00, the power company's by 06:00.
+    manual.advance_to(at(next_day, 1, 0, 0));
+    core.write_daily_file(date, &files)?;
+    manual.advance_to(at(next_day, 6, 0, 0));
+    power.write_daily_file(date, &files)?;
+    manual.advance_to(at(next_day, 9, 0, 0));
+
+    let mut partners = Vec::new();
+    let links: Vec<_> = hub.engine.partners().cloned().collect();
+    let omitted: HashSet<String> = serials
+        .iter()
+        .filter(|(i, _)| plans[*i].scenario == Scenario::OmittedFromPartnerFile)
+        .map(|(_, s)| s.clone())
+        .collect();
+    for link in &links {
+        let run = crate::recon_job::run(&hub.engine, link, date, &files, &reports).await?;
+        let counts: BTreeMap<String, usize> =
+            run.result.difference_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let explained = run
+            .result
+            .differences
+            .iter()
+            .filter(|d| d.kind == reconciliation::DifferenceKind::HubSuccessMissingAtPartner && omitted.contains(&d.hub_serial))
+            .count();
+        let states = hub.engine.journal().count_by_state().await?;
+        let count = |names: &[&str]| states.iter().filter(|(s, _)| names.contains(&s.as_str())).map(|(_, n)| n).sum::<i64>();
+        partners.push(PartnerSummary {
+            payee: link.adapter.payee().to_string(),
+            instance: link.adapter.instance().to_string(),
+            business_date: yyyymmdd(date),
+            payments_succeeded: count(&["SUCCEEDED"]),
+            payments_reversed: count(&["REVERSED"]),
+            payments_failed: count(&["CORE_FAILED"]),
+            payments_in_doubt: count(&["ACCEPTED", "CORE_DEBITED", "CORE_UNKNOWN", "PARTNER_UNKNOWN", "PARTNER_FAILED", "REVERSAL_REQUESTED"]),
+            matched: run.result.matched.len(),
+            awaiting_core: run.result.awaiting_core.len(),
+            differences: counts,
+            explained,
+            unexplained: run.result.differences.len() - explained,
+            settlement_fen: run.settlement.amount_fen,
+            settlement_state: run.settlement.state.clone(),
+            report_html: run.html.display().to_string(),
+            report_csv: run.csv.display().to_string(),
+        });
+    }
+
+    // Every payment must end where its scenario says.
+    let mut scenario_mismatches = Vec::new();
+    let mut scenarios: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, serial) in &serials {
+        let p = &plans[*index];
+        let name = serde_json::to_value(p.scenario).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        *scenarios.entry(name.clone()).or_default() += 1;
+        let state = hub.engine.journal().get(serial).await?.map(|r| r.state.as_str()).unwrap_or("MISSING");
+        if state != p.scenario.expected_state() {
+            scenario_mismatches.push(format!("{serial} {name}: {state}, expected {}", p.scenario.expected_state()));
+        }
+    }
+    let ledger_balanced = core.total_balance() == opening_total;
+    let payments_per_second = if traffic_seconds > 0.0 { plans.len() as f64 / traffic_seconds } else { 0.0 };
+    let summary = DemoSummary {
+        business_date: yyyymmdd(date),
+        payments_driven: plans.len(),
+        duplicates_sent,
+        traffic_seconds,
+        payments_per_second,
+        scenarios,
+        scenario_mismatches,
+        ledger_balanced,
+        partners,
+    };
+    let summary_path = out.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_vec_pretty(&summary).unwrap_or_default())?;
+    print_summary(&summary, &summary_path);
+    hub.stop().await;
+    core.shutdown();
+    power.shutdown();
+    Ok(summary)
+}
+
+fn demo_config(out: &std::path::Path, core_port: u16, power_port: u16) -> Result<HubConfig, DemoError> {
+    let chendian = adapters::chendian::ChendianConfig::from_toml(&format!(
+        "bank_code = \"{BANK_CODE}\"\nhost = \"127.0.0.1\"\nport = {power_port}\nmac_key_hex = \"{MAC_KEY_HEX}\"\n\
+         suspense_account = \"{SUSPENSE}\"\nsettlement_account = \"{SETTLEMENT}\"\n\
+         connect_timeout_ms = 1000\nanswer_timeout_ms = {ANSWER_TIMEOUT_MS}\n"
+    ))
+    .map_err(|e| DemoError::Setup(e.to_string()))?;
+    Ok(HubConfig {
+        hub: HubSection {
+            database_url: format!("sqlite://{}", out.join("hub.db").display()),
+            listen: "127.0.0.1:0".into(),
+            file_dir: out.join("files"),
+            report_dir: out.join("reports"),
+            resolver_interval_ms: 50,
+        },
+        // Backoff runs on the compressed clock: 30 simulated seconds doubling to 10 minutes.
+        engine: EngineConfig { node: 1, backoff_initial_ms: 30_000, backoff_max_ms: 600_000 },
+        core: CoreConfig {
+            host: "127.0.0.1".into(),
+            port: core_port,
+            connect_timeout_ms: 1000,
+            answer_timeout_ms: ANSWER_TIMEOUT_MS,
+            branch_id: "000101".into(),
+            teller_id: "MBP001".into(),
+        },
+        chendian: vec![chendian],
+    })
+}
+
+fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
+    println!();
+    println!("中间业务平台 演示营业日 {} (hub demo)", summary.business_date);
+    println!(
+        "  渠道交易 {} 笔（另重复提交 {} 笔），耗时 {:.1} 秒，{:.0} 笔/秒",
+        summary.payments_driven, summary.duplicates_sent, summary.traffic_seconds, summary.payments_per_second
+    );
+    for (name, n) in &summary.scenarios {
+        println!("    {name:<28} {n:>5}");
+    }
+    for p in &summary.partners {
+        println!("  {} {} 业务日期 {}", p.payee, p.instance, p.business_date);
+        println!(
+            "    成功 succeeded {}  已冲正 reversed {}  失败 failed {}  未决 in doubt {}",
+            p.payments_succeeded, p.payments_reversed, p.payments_failed, p.payments_in_doubt
+        );
+        println!("    对平 matched {}  待次日核心文件 awaiting core {}", p.matched, p.awaiting_core);
+        for (kind, n) in &p.differences {
+            println!("    差错 {kind}: {n}");
+        }
+        println!("    已解释 explained {}  未解释 unexplained {}", p.explained, p.unexplained);
+        println!(
+            "    结算 settlement {} 元 ({})",
+            Money::from_fen(p.settlement_fen).to_yuan(),
+            p.settlement_state
+        );
+        println!("    报告 report {}", p.report_html);
+    }
+    if !summary.scenario_mismatches.is_empty() {
+        println!("  场景结果不符 scenario mismatches: {}", summary.scenario_mismatches.len());
+        for m in summary.scenario_mismatches.iter().take(10) {
+            println!("    {m}");
+        }
+    }
+    println!("  核心账务平衡 ledger balanced: {}", summary.ledger_balanced);
+    println!("  summary: {}", path.display());
+}

@@ -1,0 +1,1009 @@
+//! The transaction engine: one bill payment from the channel's request to a final state.
+//!
+//! Read top to bottom: [`Engine::pay`] accepts and journals, debits at core ([`Engine::debit`]),
+//! writes off at the partner ([`Engine::write_off`]); whatever is left in doubt is a pending
+//! [`NextAction`] that [`Engine::drive`] works off, now or later (the resolver job calls it with
+//! backoff, and again after a restart). Every external call is preceded by the journal write that
+//! says it is about to happen.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use adapters::spi::{
+    BillPartner, Channel, OriginalRef, PayOrder, PayOutcome, QueryOutcome, RequestContext,
+    ReversalOutcome, StatusOutcome,
+};
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use codecs::clock::{parse_yyyymmdd, SharedClock};
+use codecs::Money;
+use serde::{Deserialize, Serialize};
+use sm3::{Digest, Sm3};
+use tokio::sync::Notify;
+
+use crate::core_client::{
+    CoreClient, CoreReversalOutcome, CoreStatusOutcome, TransferOutcome,
+};
+use crate::errors::ErrorCode;
+use crate::journal::{Change, Inserted, Journal, JournalError, NewPayment, PaymentRow};
+use crate::mask::mask_digits;
+use crate::state::{NextAction, PaymentState};
+
+/// One partner instance as the engine sees it: the adapter and the accounts money moves through.
+#[derive(Clone)]
+pub struct PartnerLink {
+    pub adapter: Arc<dyn BillPartner>,
+    pub purpose: String,
+    pub suspense_account: String,
+    pub settlement_account: String,
+    /// Prefix of the core Summary (`电费` for power).
+    pub summary_prefix: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EngineConfig {
+    /// Two digits in every hub serial, so several nodes sharing a journal never collide.
+    #[serde(default)]
+    pub node: u8,
+    #[serde(default = "default_backoff_initial_ms")]
+    pub backoff_initial_ms: i64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: i64,
+}
+
+fn default_backoff_initial_ms() -> i64 {
+    10_000
+}
+fn default_backoff_max_ms() -> i64 {
+    600_000
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            node: 0,
+            backoff_initial_ms: default_backoff_initial_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+        }
+    }
+}
+
+/// A channel's request to pay a bill.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PayRequest {
+    pub channel: String,
+    pub channel_date: String,
+    pub channel_serial: String,
+    pub payee: String,
+    pub instance: String,
+    pub customer_no: String,
+    pub payer_account: String,
+    pub amount_fen: i64,
+    pub total_due_fen: i64,
+    pub branch_no: String,
+    pub teller_no: String,
+}
+
+/// What the channel is told. The first answer to a channel key is stored and returned again,
+/// byte for byte, to every repeat.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelAnswer {
+    /// SUCCEEDED, FAILED (nothing taken, or taken and given back) or IN_DOUBT.
+    pub status: String,
+    pub hub_serial: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acct_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prepaid_fen: Option<i64>,
+    pub amount_fen: i64,
+}
+
+/// A refusal before anything was journaled, or a problem of the hub itself.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{}: {detail}", .code.code())]
+    Refused { code: ErrorCode, detail: String },
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+}
+
+impl EngineError {
+    fn bad(detail: impl Into<String>) -> EngineError {
+        EngineError::Refused { code: ErrorCode::BadRequest, detail: detail.into() }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::Refused { code, .. } => *code,
+            EngineError::Journal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// How a step of [`Engine::drive`] ended.
+enum Step {
+    /// Moved on; look at the row again.
+    Continue,
+    /// Waiting: retry later (already rescheduled) or nothing left to do.
+    Stop,
+}
+
+pub struct Engine {
+    journal: Journal,
+    core: CoreClient,
+    partners: HashMap<(String, String), PartnerLink>,
+    clock: SharedClock,
+    config: EngineConfig,
+    /// Payments a task of this node is working on; the resolver leaves them alone.
+    in_flight: Mutex<HashSet<String>>,
+    wake: Notify,
+}
+
+/// Releases a payment from `in_flight` when the work on it ends, however it ends.
+struct FlightGuard<'a> {
+    engine: &'a Engine,
+    serial: String,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.engine.in_flight.lock() {
+            set.remove(&self.serial);
+        }
+    }
+}
+
+fn is_ascii_alnum(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Engine {
+    pub fn new(
+        journal: Journal,
+        core: CoreClient,
+        partners: Vec<PartnerLink>,
+        clock: SharedClock,
+        config: EngineConfig,
+    ) -> Arc<Engine> {
+        let partners = partners
+            .into_iter()
+            .map(|p| ((p.adapter.payee().to_string(), p.adapter.instance().to_string()), p))
+            .collect();
+        Arc::new(Engine {
+            journal,
+            core,
+            partners,
+            clock,
+            config,
+            in_flight: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn core(&self) -> &CoreClient {
+        &self.core
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn partners(&self) -> impl Iterator<Item = &PartnerLink> {
+        self.partners.values()
+    }
+
+    pub fn partner(&self, payee: &str, instance: &str) -> Option<&PartnerLink> {
+        self.partners.get(&(payee.to_string(), instance.to_string()))
+    }
+
+    /// Waits until some payment was left with a pending action (for the resolver).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    fn claim(&self, serial: &str) -> Option<FlightGuard<'_>> {
+        let mut set = self.in_flight.lock().ok()?;
+        if !set.insert(serial.to_string()) {
+            return None;
+        }
+        Some(FlightGuard { engine: self, serial: serial.to_string() })
+    }
+
+    fn context(&self, row: &PaymentRow, bank_serial: String, tx_date: NaiveDate) -> RequestContext {
+        let now = self.clock.now();
+        RequestContext {
+            channel: Channel::from_code(&row.channel).unwrap_or(Channel::Counter),
+            branch_no: row.branch_no.clone(),
+            teller_no: row.teller_no.clone(),
+            tx_date,
+            tx_time: now.time(),
+            bank_serial,
+        }
+    }
+
+    fn backoff(&self, attempts: i64) -> NaiveDateTime {
+        let shift = attempts.clamp(0, 20) as u32;
+        let delay = self
+            .config
+            .backoff_initial_ms
+            .saturating_mul(1i64 << shift)
+            .min(self.config.backoff_max_ms)
+            .max(0);
+        self.clock.now() + Duration::milliseconds(delay)
+    }
+
+    /// Bill query: no money moves, nothing is journaled.
+    pub async fn query(
+        &self,
+        payee: &str,
+        instance: &str,
+        customer_no: &str,
+        channel: &str,
+        branch_no: &str,
+        teller_no: &str,
+    ) -> Result<QueryOutcome, EngineError> {
+        let link = self.partner(payee, instance).ok_or(EngineError::Refused {
+            code: ErrorCode::UnknownPayee,
+            detail: format!("{payee}/{instance}"),
+        })?;
+        let channel = Channel::from_code(channel).ok_or_else(|| EngineError::bad("channel"))?;
+        let now = self.clock.now();
+        let serial = self.journal.next_serial(self.config.node, now.date()).await?;
+        let ctx = RequestContext {
+            channel,
+            branch_no: branch_no.to_string(),
+            teller_no: teller_no.to_string(),
+            tx_date: now.date(),
+            tx_time: now.time(),
+            bank_serial: serial,
+        };
+        link.adapter.query(&ctx, customer_no).await.map_err(|e| EngineError::Refused {
+            code: ErrorCode::PartnerUnavailable,
+            detail: e.to_string(),
+        })
+    }
+
+    fn validate(&self, req: &PayRequest) -> Result<(), EngineError> {
+        if Channel::from_code(&req.channel).is_none() {
+            return Err(EngineError::bad("channel must be 01, 02, 03 or 04"));
+        }
+        if parse_yyyymmdd(&req.channel_date).is_none() {
+            return Err(EngineError::bad("channel_date must be YYYYMMDD"));
+        }
+        if req.channel_serial.len() > 32 || !is_ascii_alnum(&req.channel_serial) {
+            return Err(EngineError::bad("channel_serial must be 1..32 letters or digits"));
+        }
+        if req.customer_no.len() > 16 || !is_ascii_alnum(&req.customer_no) {
+            return Err(EngineError::bad("customer_no must be 1..16 letters or digits"));
+        }
+        if req.payer_account.len() > 32 || !req.payer_account.bytes().all(|b| b.is_ascii_digit()) || req.payer_account.is_empty() {
+            return Err(EngineError::bad("payer_account must be 1..32 digits"));
+        }
+        if req.amount_fen <= 0 || req.amount_fen > Money::MAX_FEN {
+            return Err(EngineError::bad("amount_fen must be positive"));
+        }
+        if req.total_due_fen < 0 || req.total_due_fen > Money::MAX_FEN {
+            return Err(EngineError::bad("total_due_fen must not be negative"));
+        }
+        if req.branch_no.len() != 6 || !req.branch_no.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(EngineError::bad("branch_no must be 6 digits"));
+        }
+        if req.teller_no.is_empty() || req.teller_no.len() > 6 || !is_ascii_alnum(&req.teller_no) {
+            return Err(EngineError::bad("teller_no must be 1..6 letters or digits"));
+        }
+        if self.partner(&req.payee, &req.instance).is_none() {
+            return Err(EngineError::Refused {
+                code: ErrorCode::UnknownPayee,
+                detail: format!("{}/{}", req.payee, req.instance),
+            });
+        }
+        Ok(())
+    }
+
+    fn request_hash(req: &PayRequest) -> String {
+        // The channel key is excluded: the hash says whether a repeat carries the same payment.
+        let canonical = format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            req.payee,
+            req.instance,
+            req.customer_no,
+            req.payer_account,
+            req.amount_fen,
+            req.total_due_fen,
+            req.branch_no,
+            req.teller_no,
+            req.channel
+        );
+        hex::encode(Sm3::digest(canonical.as_bytes()))
+    }
+
+    /// Pays a bill: the whole channel flow. Returns the answer for the channel; a repeat of a
+    /// channel key returns the first answer and moves no money.
+    pub async fn pay(&self, req: &PayRequest) -> Result<ChannelAnswer, EngineError> {
+        self.validate(req)?;
+        let hash = Self::request_hash(req);
+        let now = self.clock.now();
+        let serial = self.journal.next_serial(self.config.node, now.date()).await?;
+        let new = NewPayment {
+            hub_serial: serial.clone(),
+            channel: req.channel.clone(),
+            channel_date: req.channel_date.clone(),
+            channel_serial: req.channel_serial.clone(),
+            request_hash: hash.clone(),
+            payee: req.payee.clone(),
+            instance: req.instance.clone(),
+            customer_no: req.customer_no.clone(),
+            payer_account: req.payer_account.clone(),
+            amount: Money::from_fen(req.amount_fen),
+            total_due: Money::from_fen(req.total_due_fen),
+            branch_no: req.branch_no.clone(),
+            teller_no: req.teller_no.clone(),
+            tx_date: now.date(),
+            tx_time: now.format("%H%M%S").to_string(),
+            now,
+        };
+        match self.journal.insert_payment(&new).await? {
+            Inserted::Existing(first) => {
+                if first.request_hash != hash {
+                    return Err(EngineError::Refused {
+                        code: ErrorCode::DuplicateMismatch,
+                        detail: format!("channel serial {} was used for another payment", req.channel_serial),
+                    });
+                }
+                tracing::info!(hub_serial = %first.hub_serial, "Repeated channel serial: first answer returned.");
+                return Ok(match first.first_answer.as_deref().map(serde_json::from_str::<ChannelAnswer>) {
+                    Some(Ok(answer)) => answer,
+                    // The first request is still being worked on.
+                    _ => in_doubt(&first),
+                });
+            }
+            Inserted::New => {}
+        }
+        let Some(_guard) = self.claim(&serial) else {
+            return Err(EngineError::Refused { code: ErrorCode::Internal, detail: "serial in use".into() });
+        };
+        let answer = self.run_payment(&serial).await?;
+        let text = serde_json::to_string(&answer).unwrap_or_default();
+        self.journal.set_first_answer(&serial, &text).await?;
+        Ok(answer)
+    }
+
+    async fn load(&self, serial: &str) -> Result<PaymentRow, EngineError> {
+        self.journal.get(serial).await?.ok_or(EngineError::Refused {
+            code: ErrorCode::NotFound,
+            detail: serial.to_string(),
+        })
+    }
+
+    async fn run_payment(&self, serial: &str) -> Result<ChannelAnswer, EngineError> {
+        let row = self.load(serial).await?;
+        let link = self.partner(&row.payee, &row.instance).ok_or(EngineError::Refused {
+            code: ErrorCode::UnknownPayee,
+            detail: row.payee.clone(),
+        })?;
+        if let Some(answer) = self.debit(&row, link).await? {
+            return Ok(answer);
+        }
+        let row = self.load(serial).await?;
+        self.write_off(&row, link).await
+    }
+
+    /// Step 1: the core 8002 from the payer to the suspense account. `Some(answer)` when the flow
+    /// ends here (refused or in doubt).
+    async fn debit(&self, row: &PaymentRow, link: &PartnerLink) -> Result<Option<ChannelAnswer>, EngineError> {
+        let summary = format!("{}{}", link.summary_prefix, row.customer_no);
+        let outcome = self
+            .core
+            .transfer(
+                &row.hub_serial,
+                row.tx_date,
+                &row.payer_account,
+                &link.suspense_account,
+                row.amount,
+                &summary,
+                &link.purpose,
+            )
+            .await;
+        let now = self.clock.now();
+        match outcome {
+            TransferOutcome::Posted { core_seq_no, core_date } => {
+                let change = Change {
+                    state: Some(PaymentState::CoreDebited),
+                    core_seq_no: Some(core_seq_no),
+                    core_date: Some(core_date),
+                    note: "core 8002 posted".into(),
+                    ..Change::default()
+                };
+                self.journal
+                    .transition(&row.hub_serial, PaymentState::Accepted, NextAction::None, &change, now)
+                    .await?;
+                Ok(None)
+            }
+            TransferOutcome::Refused { ret_code, ret_msg, err_side } => {
+                let change = Change {
+                    state: Some(PaymentState::CoreFailed),
+                    last_error: Some(format!("{ret_code} {ret_msg} {err_side}")),
+                    note: format!("core refused 8002: {ret_code}"),
+                    ..Change::default()
+                };
+                self.journal
+                    .transition(&row.hub_serial, PaymentState::Accepted, NextAction::None, &change, now)
+                    .await?;
+                let code = ErrorCode::from_core(&ret_code);
+                Ok(Some(failed(row, code, None)))
+            }
+            TransferOutcome::Unknown { reason } => {
+                tracing::warn!(hub_serial = %row.hub_serial, reason = %reason, "Core 8002 outcome unknown; 8004 will resolve it.");
+                let change = Change {
+                    state: Some(PaymentState::CoreUnknown),
+                    next_action: Some(NextAction::CoreStatus),
+                    next_attempt_at: Some(Some(now)),
+                    last_error: Some(reason),
+                    note: "core 8002 outcome unknown".into(),
+                    ..Change::default()
+                };
+                self.journal
+                    .transition(&row.hub_serial, PaymentState::Accepted, NextAction::None, &change, now)
+                    .await?;
+                self.wake.notify_one();
+                Ok(Some(in_doubt(row)))
+            }
+        }
+    }
+
+    /// Step 2: the partner's write-off (1002). Never re-sent: an unknown outcome is resolved by
+    /// the partner's reversal (1003) and status query (1004).
+    async fn write_off(&self, row: &PaymentRow, link: &PartnerLink) -> Result<ChannelAnswer, EngineError> {
+        let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+        let order = PayOrder {
+            customer_no: row.customer_no.clone(),
+            pay_amount: row.amount,
+            total_due: row.total_due,
+            payer_account: row.payer_account.clone(),
+        };
+        let outcome = link.adapter.pay(&ctx, &order).await;
+        let now = self.clock.now();
+        match outcome {
+            PayOutcome::Paid { partner_serial, acct_date, prepaid } => {
+                let change = Change {
+                    state: Some(PaymentState::Succeeded),
+                    partner_serial: Some(partner_serial.clone()),
+                    acct_date: Some(acct_date),
+                    prepaid: Some(prepaid),
+                    note: "partner wrote off".into(),
+                    ..Change::default()
+                };
+                self.journal
+                    .transition(&row.hub_serial, PaymentState::CoreDebited, NextAction::None, &change, now)
+                    .await?;
+                Ok(ChannelAnswer {
+                    status: "SUCCEEDED".into(),
+                    hub_serial: row.hub_serial.clone(),
+                    code: None,
+                    message: Some("缴费成功".into()),
+                    partner_code: None,
+                    partner_serial: Some(partner_serial),
+                    acct_date: Some(codecs::clock::yyyymmdd(acct_date)),
+                    prepaid_fen: Some(prepaid.fen()),
+                    amount_fen: row.amount.fen(),
+                })
+            }
+            PayOutcome::Refused(reply) => {
+                tracing::info!(hub_serial = %row.hub_serial, partner_code = %reply.code, "Partner refused the write-off; reversing the debit.");
+                let change = Change {
+                    state: Some(PaymentState::PartnerFailed),
+                    next_action: Some(NextAction::CoreReversal),
+                    next_attempt_at: Some(Some(now)),
+                    last_error: Some(format!("{} {}", reply.code, reply.message)),
+                    reversal_reason: Some(format!("partner refused {}", reply.code)),
+                    note: format!("partner refused 1002: {}", reply.code),
+                    ..Change::default()
+                };
+                self.journal
+                    .transition(&row.hub_serial, PaymentState::CoreDebited, NextAction::None, &change, now)
+                    .await?;
+                // The money goes back now if the core answers; otherwise the resolver retries.
+                self.drive_claimed(&row.hub_serial).await?;
+                Ok(failed(row, ErrorCode::from_partner(&reply.code), Some(reply.code)))
+            }
+            PayOutcome::Unknown { reason } => {
+                tracing::warn!(hub_serial = %row.hub_serial, reason = %reason, "Write-off outcome unknown; sending 1003.");
+                let change = Change {
+                    state: Some(PaymentState::PartnerUnknown),
+                    next_action: Some(NextAction::PartnerReversal),
+                    next_attempt_at: Some(Some(now)),
+                    last_error: Some(reason),
+                    reversal_reason: Some("write-off outcome unknown".into()),
+                    note: "partner 1002 outcome unknown".into(),
+                    ..Change::default()
+                };
+                self.journal
+                    .transition(&row.hub_serial, PaymentState::CoreDebited, NextAction::None, &change, now)
+                    .await?;
+                self.wake.notify_one();
+                Ok(in_doubt(row))
+            }
+        }
+    }
+
+    /// 冲正 of a completed counter payment on the channel's request (same accounting date).
+    pub async fn request_reversal(&self, serial: &str, reason: &str) -> Result<ChannelAnswer, EngineError> {
+        let row = self.load(serial).await?;
+        let not_allowed = |detail: &str| EngineError::Refused {
+            code: ErrorCode::ReversalNotAllowed,
+            detail: detail.to_string(),
+        };
+        if row.channel != Channel::Counter.code() {
+            return Err(not_allowed("only counter payments are reversed on request"));
+        }
+        match row.state {
+            PaymentState::Succeeded => {}
+            PaymentState::Reversed => return Ok(reversed_answer(&row)),
+            _ => return Err(not_allowed(row.state.label_zh())),
+        }
+        let Some(guard) = self.claim(serial) else {
+            return Ok(in_doubt(&row));
+        };
+        let now = self.clock.now();
+        let change = Change {
+            state: Some(PaymentState::ReversalRequested),
+            next_action: Some(NextAction::PartnerReversal),
+            next_attempt_at: Some(Some(now)),
+            reset_attempts: true,
+            reversal_reason: Some(format!("channel request: {reason}")),
+            note: "冲正 requested by channel".into(),
+            ..Change::default()
+        };
+        if !self
+            .journal
+            .transition(serial, PaymentState::Succeeded, NextAction::None, &change, now)
+            .await?
+        {
+            return Ok(in_doubt(&row));
+        }
+        self.drive_claimed(serial).await?;
+        drop(guard);
+        let row = self.load(serial).await?;
+        Ok(match row.state {
+            PaymentState::Reversed => reversed_answer(&row),
+            PaymentState::Succeeded => {
+                let code = match row.last_error.as_deref() {
+                    Some(e) if e.starts_with("2004") => ErrorCode::ReversalMismatch,
+                    _ => ErrorCode::ReversalTooLate,
+                };
+                failed(&row, code, None)
+            }
+            _ => in_doubt(&row),
+        })
+    }
+
+    /// Works off a payment's pending actions for as long as answers come; the resolver's entry.
+    pub async fn drive(&self, serial: &str) -> Result<(), EngineError> {
+        let Some(_guard) = self.claim(serial) else {
+            return Ok(());
+        };
+        self.drive_claimed(serial).await
+    }
+
+    async fn drive_claimed(&self, serial: &str) -> Result<(), EngineError> {
+        // Each step either changes the row's (state, next_action) or stops: bounded.
+        for _ in 0..8 {
+            let row = self.load(serial).await?;
+            match self.step(&row).await? {
+                Step::Continue => continue,
+                Step::Stop => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn reschedule(&self, row: &PaymentRow, error: String) -> Result<Step, EngineError> {
+        let now = self.clock.now();
+        let change = Change {
+            next_attempt_at: Some(Some(self.backoff(row.attempts))),
+            bump_attempts: true,
+            last_error: Some(error),
+            note: format!("{} retry {}", row.next_action.as_str(), row.attempts + 1),
+            ..Change::default()
+        };
+        self.journal
+            .transition(&row.hub_serial, row.state, row.next_action, &change, now)
+            .await?;
+        Ok(Step::Stop)
+    }
+
+    async fn apply(&self, row: &PaymentRow, change: Change) -> Result<Step, EngineError> {
+        let moved = self
+            .journal
+            .transition(&row.hub_serial, row.state, row.next_action, &change, self.clock.now())
+            .await?;
+        Ok(if moved { Step::Continue } else { Step::Stop })
+    }
+
+    async fn step(&self, row: &PaymentRow) -> Result<Step, EngineError> {
+        match row.next_action {
+            NextAction::None | NextAction::Operator => Ok(Step::Stop),
+            NextAction::CoreStatus => self.step_core_status(row).await,
+            NextAction::CoreReversal => self.step_core_reversal(row).await,
+            NextAction::PartnerReversal => self.step_partner_reversal(row).await,
+            NextAction::PartnerStatus => self.step_partner_status(row).await,
+        }
+    }
+
+    async fn step_core_status(&self, row: &PaymentRow) -> Result<Step, EngineError> {
+        let today = self.clock.today();
+        let query_seq = format!("{}Q{}", row.hub_serial, row.attempts);
+        match self.core.status(&query_seq, today, &row.hub_serial, row.tx_date).await {
+            // Posted: the channel was already told the outcome is unknown, so the debit is
+            // reversed (DESIGN.md: channel flows of 01 reverse).
+            CoreStatusOutcome::Posted { core_seq_no, core_date } => {
+                self.apply(row, Change {
+                    next_action: Some(NextAction::CoreReversal),
+                    next_attempt_at: Some(Some(self.clock.now())),
+                    reset_attempts: true,
+                    core_seq_no: Some(core_seq_no).filter(|s| !s.is_empty()),
+                    core_date,
+                    reversal_reason: Some("core posted after the channel was answered".into()),
+                    note: "8004: S".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            CoreStatusOutcome::Reversed => {
+                self.apply(row, Change {
+                    state: Some(PaymentState::CoreFailed),
+                    next_action: Some(NextAction::None),
+                    next_attempt_at: Some(None),
+                    note: "8004: R".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            // Not found: fence the key with an 8003 so a late 8002 can never post.
+            CoreStatusOutcome::NotFound => {
+                self.apply(row, Change {
+                    next_action: Some(NextAction::CoreReversal),
+                    next_attempt_at: Some(Some(self.clock.now())),
+                    reset_attempts: true,
+                    note: "8004: N, fencing".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            CoreStatusOutcome::Unknown { reason } => self.reschedule(row, reason).await,
+        }
+    }
+
+    async fn step_core_reversal(&self, row: &PaymentRow) -> Result<Step, EngineError> {
+        // The reversal's SeqNo and TranDate are fixed at the first attempt and journaled before
+        // it is sent, so every retry is the same 8003.
+        let (seq, tran_date) = match (&row.reversal_seq_no, row.reversal_tran_date) {
+            (Some(seq), Some(date)) => (seq.clone(), date),
+            _ => {
+                let seq = format!("{}R", row.hub_serial);
+                let date = self.clock.today();
+                return self
+                    .apply(row, Change {
+                        reversal_seq_no: Some(seq),
+                        reversal_tran_date: Some(date),
+                        note: "8003 prepared".into(),
+                        ..Change::default()
+                    })
+                    .await;
+            }
+        };
+        match self.core.reverse(&seq, tran_date, &row.hub_serial, row.tx_date).await {
+            CoreReversalOutcome::Reversed { ret_code, core_seq_no, core_date } => {
+                // E20001 after an unknown 8002 means nothing ever posted: the payment failed.
+                let never_posted = row.state == PaymentState::CoreUnknown && ret_code == "E20001";
+                let state = if never_posted { PaymentState::CoreFailed } else { PaymentState::Reversed };
+                self.apply(row, Change {
+                    state: Some(state),
+                    next_action: Some(NextAction::None),
+                    next_attempt_at: Some(None),
+                    reversal_core_seq_no: core_seq_no,
+                    reversal_core_date: core_date,
+                    note: format!("8003: {ret_code}"),
+                    ..Change::default()
+                })
+                .await
+            }
+            CoreReversalOutcome::Refused { ret_code, ret_msg } => {
+                tracing::error!(hub_serial = %row.hub_serial, ret_code = %ret_code, "Core refused the reversal; an operator must resolve it.");
+                self.apply(row, Change {
+                    next_action: Some(NextAction::Operator),
+                    next_attempt_at: Some(None),
+                    last_error: Some(format!("{ret_code} {ret_msg}")),
+                    note: "8003 refused".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            CoreReversalOutcome::Unknown { reason } => self.reschedule(row, reason).await,
+        }
+    }
+
+    fn original(row: &PaymentRow) -> OriginalRef {
+        OriginalRef {
+            bank_serial: row.hub_serial.clone(),
+            tx_date: row.tx_date,
+            customer_no: row.customer_no.clone(),
+            amount: row.amount,
+        }
+    }
+
+    async fn step_partner_reversal(&self, row: &PaymentRow) -> Result<Step, EngineError> {
+        let Some(link) = self.partner(&row.payee, &row.instance) else {
+            return self.reschedule(row, "partner no longer configured".into()).await;
+        };
+        let (serial, date) = match (&row.partner_reversal_serial, row.partner_reversal_date) {
+            (Some(s), Some(d)) => (s.clone(), d),
+            _ => {
+                let today = self.clock.today();
+                let serial = self.journal.next_serial(self.config.node, today).await?;
+                return self
+                    .apply(row, Change {
+                        partner_reversal_serial: Some(serial),
+                        partner_reversal_date: Some(today),
+                        note: "1003 prepared".into(),
+                        ..Change::default()
+                    })
+                    .await;
+            }
+        };
+        let ctx = self.context(row, serial, date);
+        let outcome = link.adapter.reverse(&ctx, &Self::original(row)).await;
+        let now = self.clock.now();
+        let to_core_reversal = |note: &str| Change {
+            next_action: Some(NextAction::CoreReversal),
+            next_attempt_at: Some(Some(now)),
+            reset_attempts: true,
+            note: note.to_string(),
+            ..Change::default()
+        };
+        match outcome {
+            ReversalOutcome::Reversed => self.apply(row, to_core_reversal("1003: 0000")).await,
+            ReversalOutcome::OriginalNotFound => self.apply(row, to_core_reversal("1003: 2001")).await,
+            ReversalOutcome::AlreadyReversed => self.apply(row, to_core_reversal("1003: 2002")).await,
+            ReversalOutcome::TooLate => {
+                self.apply(row, Change {
+                    next_action: Some(NextAction::PartnerStatus),
+                    next_attempt_at: Some(Some(now)),
+                    reset_attempts: true,
+                    last_error: Some("2003 超过冲正时限".into()),
+                    note: "1003: 2003, asking 1004".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            ReversalOutcome::Mismatch => {
+                // Our own 1003 carries the original's elements; a mismatch means the partner
+                // knows the serial differently. 1004 tells what it holds.
+                self.apply(row, Change {
+                    next_action: Some(NextAction::PartnerStatus),
+                    next_attempt_at: Some(Some(now)),
+                    reset_attempts: true,
+                    last_error: Some("2004 原交易要素不符".into()),
+                    note: "1003: 2004, asking 1004".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            ReversalOutcome::Refused(reply) => {
+                self.reschedule(row, format!("1003 refused {} {}", reply.code, reply.message)).await
+            }
+            ReversalOutcome::Unknown { reason } => self.reschedule(row, reason).await,
+        }
+    }
+
+    async fn step_partner_status(&self, row: &PaymentRow) -> Result<Step, EngineError> {
+        let Some(link) = self.partner(&row.payee, &row.instance) else {
+            return self.reschedule(row, "partner no longer configured".into()).await;
+        };
+        let today = self.clock.today();
+        let serial = self.journal.next_serial(self.config.node, today).await?;
+        let ctx = self.context(row, serial, today);
+        match link.adapter.status(&ctx, &Self::original(row)).await {
+            StatusOutcome::WrittenOff { partner_serial, acct_date, amount } => {
+                if amount != row.amount {
+                    tracing::error!(hub_serial = %row.hub_serial, "Partner holds a different amount; an operator must resolve it.");
+                    return self
+                        .apply(row, Change {
+                            next_action: Some(NextAction::Operator),
+                            next_attempt_at: Some(None),
+                            last_error: Some(format!("1004 amount {} differs", amount.fen())),
+                            note: "1004: amount differs".into(),
+                            ..Change::default()
+                        })
+                        .await;
+                }
+                self.apply(row, Change {
+                    state: Some(PaymentState::Succeeded),
+                    next_action: Some(NextAction::None),
+                    next_attempt_at: Some(None),
+                    partner_serial: Some(partner_serial),
+                    acct_date: Some(acct_date),
+                    note: "1004: written off".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            StatusOutcome::Reversed | StatusOutcome::NotFound => {
+                self.apply(row, Change {
+                    next_action: Some(NextAction::CoreReversal),
+                    next_attempt_at: Some(Some(self.clock.now())),
+                    reset_attempts: true,
+                    note: "1004: reversed or not found".into(),
+                    ..Change::default()
+                })
+                .await
+            }
+            StatusOutcome::Unknown { reason } => self.reschedule(row, reason).await,
+        }
+    }
+
+    /// On start-up: every payment stopped while an external call may have been in flight gets
+    /// the action that resolves it without ever repeating a money-moving request.
+    pub async fn recover(&self) -> Result<usize, EngineError> {
+        let rows = self.journal.interrupted().await?;
+        let now = self.clock.now();
+        for row in &rows {
+            let change = match row.state {
+                // 8002 may have been sent: ask the core.
+                PaymentState::Accepted => Change {
+                    state: Some(PaymentState::CoreUnknown),
+                    next_action: Some(NextAction::CoreStatus),
+                    next_attempt_at: Some(Some(now)),
+                    note: "recovered after restart: 8002 may have been sent".into(),
+                    ..Change::default()
+                },
+                // 1002 may have been sent: never re-send it; reverse it.
+                PaymentState::CoreDebited => Change {
+                    state: Some(PaymentState::PartnerUnknown),
+                    next_action: Some(NextAction::PartnerReversal),
+                    next_attempt_at: Some(Some(now)),
+                    reversal_reason: Some("hub restarted during the write-off".into()),
+                    note: "recovered after restart: 1002 may have been sent".into(),
+                    ..Change::default()
+                },
+                _ => Change {
+                    next_action: Some(NextAction::PartnerReversal),
+                    next_attempt_at: Some(Some(now)),
+                    note: "recovered after restart".into(),
+                    ..Change::default()
+                },
+            };
+            tracing::warn!(hub_serial = %row.hub_serial, state = row.state.as_str(), "Resuming an interrupted payment.");
+            self.journal
+                .transition(&row.hub_serial, row.state, row.next_action, &change, now)
+                .await?;
+        }
+        Ok(rows.len())
+    }
+
+    /// One pass of the resolver: drives every payment whose pending action is due.
+    pub async fn resolve_due(self: &Arc<Self>, limit: i64) -> Result<usize, EngineError> {
+        let due = self.journal.due(self.clock.now(), limit).await?;
+        let count = due.len();
+        let mut tasks = Vec::with_capacity(count);
+        for row in due {
+            let engine = Arc::clone(self);
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = engine.drive(&row.hub_serial).await {
+                    tracing::error!(hub_serial = %row.hub_serial, error = %e, "Resolver step failed.");
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        Ok(count)
+    }
+
+    /// Current state of a payment for the channel's status query.
+    pub async fn status_view(&self, channel: &str, channel_date: &str, channel_serial: &str) -> Result<PaymentView, EngineError> {
+        let row = self
+            .journal
+            .by_channel_key(channel, channel_date, channel_serial)
+            .await?
+            .ok_or(EngineError::Refused { code: ErrorCode::NotFound, detail: channel_serial.to_string() })?;
+        Ok(PaymentView::from(&row))
+    }
+}
+
+/// A payment as a channel or operator sees it. Account numbers are masked.
+#[derive(Clone, Debug, Serialize)]
+pub struct PaymentView {
+    pub hub_serial: String,
+    pub state: PaymentState,
+    pub state_label: String,
+    pub pending_action: NextAction,
+    pub payee: String,
+    pub instance: String,
+    pub customer_no: String,
+    pub payer_account: String,
+    pub amount_fen: i64,
+    pub tx_date: String,
+    pub core_seq_no: Option<String>,
+    pub core_date: Option<String>,
+    pub partner_serial: Option<String>,
+    pub acct_date: Option<String>,
+    pub reversal_core_seq_no: Option<String>,
+}
+
+impl From<&PaymentRow> for PaymentView {
+    fn from(row: &PaymentRow) -> Self {
+        use codecs::clock::yyyymmdd;
+        PaymentView {
+            hub_serial: row.hub_serial.clone(),
+            state: row.state,
+            state_label: row.state.label_zh().to_string(),
+            pending_action: row.next_action,
+            payee: row.payee.clone(),
+            instance: row.instance.clone(),
+            customer_no: row.customer_no.clone(),
+            payer_account: mask_digits(&row.payer_account),
+            amount_fen: row.amount.fen(),
+            tx_date: yyyymmdd(row.tx_date),
+            core_seq_no: row.core_seq_no.clone(),
+            core_date: row.core_date.map(yyyymmdd),
+            partner_serial: row.partner_serial.clone(),
+            acct_date: row.acct_date.map(yyyymmdd),
+            reversal_core_seq_no: row.reversal_core_seq_no.clone(),
+        }
+    }
+}
+
+fn in_doubt(row: &PaymentRow) -> ChannelAnswer {
+    let code = ErrorCode::InDoubt;
+    ChannelAnswer {
+        status: "IN_DOUBT".into(),
+        hub_serial: row.hub_serial.clone(),
+        code: Some(code.code().into()),
+        message: Some(code.message_zh().into()),
+        partner_code: None,
+        partner_serial: None,
+        acct_date: None,
+        prepaid_fen: None,
+        amount_fen: row.amount.fen(),
+    }
+}
+
+fn failed(row: &PaymentRow, code: ErrorCode, partner_code: Option<String>) -> ChannelAnswer {
+    ChannelAnswer {
+        status: "FAILED".into(),
+        hub_serial: row.hub_serial.clone(),
+        code: Some(code.code().into()),
+        message: Some(code.message_zh().into()),
+        partner_code,
+        partner_serial: None,
+        acct_date: None,
+        prepaid_fen: None,
+        amount_fen: row.amount.fen(),
+    }
+}
+
+fn reversed_answer(row: &PaymentRow) -> ChannelAnswer {
+    ChannelAnswer {
+        status: "REVERSED".into(),
+        hub_serial: row.hub_serial.clone(),
+        code: None,
+        message: Some("冲正成功".into()),
+        partner_code: None,
+        partner_serial: row.partner_serial.clone(),
+        acct_date: row.acct_date.map(codecs::clock::yyyymmdd),
+        prepaid_fen: None,
+        amount_fen: row.amount.fen(),
+    }
+}

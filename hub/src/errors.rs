@@ -1,0 +1,139 @@
+//! Errors the channels and operators see: a stable English code and its Chinese text, from one
+//! table. Every refusal the hub gives a channel is one of these.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BadRequest,
+    DuplicateMismatch,
+    UnknownPayee,
+    NotFound,
+    CoreInsufficientBalance,
+    CoreAccountFrozen,
+    CoreAccountNotFound,
+    CoreAccountClosed,
+    CoreRefused,
+    CoreUnavailable,
+    PartnerCustomerNotFound,
+    PartnerNothingDue,
+    PartnerAmountTooLow,
+    PartnerCustomerClosed,
+    PartnerArrearsChanged,
+    PartnerRefused,
+    PartnerUnavailable,
+    InDoubt,
+    ReversalNotAllowed,
+    ReversalTooLate,
+    ReversalMismatch,
+    Internal,
+}
+
+impl ErrorCode {
+    /// (stable code, Chinese message)
+    pub fn describe(self) -> (&'static str, &'static str) {
+        use ErrorCode::*;
+        match self {
+            BadRequest => ("BAD_REQUEST", "请求报文格式错误"),
+            DuplicateMismatch => ("DUPLICATE_MISMATCH", "渠道流水号重复且交易要素不同"),
+            UnknownPayee => ("UNKNOWN_PAYEE", "不支持的收费单位"),
+            NotFound => ("NOT_FOUND", "交易不存在"),
+            CoreInsufficientBalance => ("CORE_INSUFFICIENT_BALANCE", "账户余额不足"),
+            CoreAccountFrozen => ("CORE_ACCOUNT_FROZEN", "账户冻结或止付"),
+            CoreAccountNotFound => ("CORE_ACCOUNT_NOT_FOUND", "账户不存在"),
+            CoreAccountClosed => ("CORE_ACCOUNT_CLOSED", "账户已销户"),
+            CoreRefused => ("CORE_REFUSED", "核心系统拒绝交易"),
+            CoreUnavailable => ("CORE_UNAVAILABLE", "核心系统暂不可用，未扣款"),
+            PartnerCustomerNotFound => ("PARTNER_CUSTOMER_NOT_FOUND", "户号不存在"),
+            PartnerNothingDue => ("PARTNER_NOTHING_DUE", "该户无欠费"),
+            PartnerAmountTooLow => ("PARTNER_AMOUNT_TOO_LOW", "缴费金额不足"),
+            PartnerCustomerClosed => ("PARTNER_CUSTOMER_CLOSED", "户号已销户"),
+            PartnerArrearsChanged => ("PARTNER_ARREARS_CHANGED", "欠费已变化，请重新查询"),
+            PartnerRefused => ("PARTNER_REFUSED", "收费单位拒绝交易"),
+            PartnerUnavailable => ("PARTNER_UNAVAILABLE", "收费单位系统暂不可用"),
+            InDoubt => ("IN_DOUBT", "交易结果未知，系统将自动处理，请稍后查询"),
+            ReversalNotAllowed => ("REVERSAL_NOT_ALLOWED", "该交易不允许冲正"),
+            ReversalTooLate => ("REVERSAL_TOO_LATE", "超过冲正时限"),
+            ReversalMismatch => ("REVERSAL_MISMATCH", "原交易要素不符，未冲正"),
+            Internal => ("INTERNAL", "系统内部错误"),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        self.describe().0
+    }
+
+    pub fn message_zh(self) -> &'static str {
+        self.describe().1
+    }
+
+    /// The core's refusal of an 8002, for the channel.
+    pub fn from_core(ret_code: &str) -> ErrorCode {
+        match ret_code {
+            "E10001" => ErrorCode::CoreInsufficientBalance,
+            "E10002" => ErrorCode::CoreAccountFrozen,
+            "E10003" => ErrorCode::CoreAccountNotFound,
+            "E10004" => ErrorCode::CoreAccountClosed,
+            "NOT_SENT" => ErrorCode::CoreUnavailable,
+            _ => ErrorCode::CoreRefused,
+        }
+    }
+
+    /// The power company's refusal (spec 01 RspCode), for the channel.
+    pub fn from_partner(rsp_code: &str) -> ErrorCode {
+        match rsp_code {
+            "1001" => ErrorCode::PartnerCustomerNotFound,
+            "1002" => ErrorCode::PartnerNothingDue,
+            "1003" => ErrorCode::PartnerAmountTooLow,
+            "1004" => ErrorCode::PartnerCustomerClosed,
+            "1005" => ErrorCode::PartnerArrearsChanged,
+            "CONNECT" => ErrorCode::PartnerUnavailable,
+            _ => ErrorCode::PartnerRefused,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_messages_chinese() {
+        let all = [
+            ErrorCode::BadRequest,
+            ErrorCode::DuplicateMismatch,
+            ErrorCode::UnknownPayee,
+            ErrorCode::NotFound,
+            ErrorCode::CoreInsufficientBalance,
+            ErrorCode::CoreAccountFrozen,
+            ErrorCode::CoreAccountNotFound,
+            ErrorCode::CoreAccountClosed,
+            ErrorCode::CoreRefused,
+            ErrorCode::CoreUnavailable,
+            ErrorCode::PartnerCustomerNotFound,
+            ErrorCode::PartnerNothingDue,
+            ErrorCode::PartnerAmountTooLow,
+            ErrorCode::PartnerCustomerClosed,
+            ErrorCode::PartnerArrearsChanged,
+            ErrorCode::PartnerRefused,
+            ErrorCode::PartnerUnavailable,
+            ErrorCode::InDoubt,
+            ErrorCode::ReversalNotAllowed,
+            ErrorCode::ReversalTooLate,
+            ErrorCode::ReversalMismatch,
+            ErrorCode::Internal,
+        ];
+        let mut codes: Vec<_> = all.iter().map(|c| c.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        for c in all {
+            assert!(c.message_zh().chars().any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)));
+            // serde name and code agree, so JSON and the table never drift apart
+            assert_eq!(serde_json::to_string(&c).ok(), Some(format!("\"{}\"", c.code())));
+        }
+        assert_eq!(ErrorCode::from_core("E10001").code(), "CORE_INSUFFICIENT_BALANCE");
+        assert_eq!(ErrorCode::from_partner("1005").code(), "PARTNER_ARREARS_CHANGED");
+    }
+}

@@ -1,0 +1,323 @@
+//! T+1 for one partner instance and business date: read the partner's and the core's files from
+//! the drop folder, map the journal, reconcile, write the reports, and post the settlement once.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{Days, NaiveDate};
+use codecs::clock::yyyymmdd;
+use codecs::Money;
+use reconciliation::{HubRecord, HubState, PartnerRecord, ReconInput, ReconResult};
+use serde::Serialize;
+
+use crate::core_client::TransferOutcome;
+use crate::engine::{Engine, PartnerLink};
+use crate::journal::PaymentRow;
+use crate::state::PaymentState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    #[error("partner file {0} is missing: this partner-date does not settle until it arrives")]
+    PartnerFileMissing(PathBuf),
+    #[error("core file {0} is missing")]
+    CoreFileMissing(PathBuf),
+    #[error("partner file refused: {0}")]
+    PartnerFile(String),
+    #[error("core file refused: {0}")]
+    CoreFile(String),
+    #[error("partner file is for {found}, not {expected}")]
+    WrongDate { expected: NaiveDate, found: NaiveDate },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+impl ReconError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReconError::PartnerFileMissing(_) => "RECON_PARTNER_FILE_MISSING",
+            ReconError::CoreFileMissing(_) => "RECON_CORE_FILE_MISSING",
+            ReconError::PartnerFile(_) => "RECON_PARTNER_FILE_BAD",
+            ReconError::CoreFile(_) => "RECON_CORE_FILE_BAD",
+            ReconError::WrongDate { .. } => "RECON_WRONG_DATE",
+            ReconError::Io(_) => "RECON_IO",
+            ReconError::Journal(_) => "RECON_JOURNAL",
+        }
+    }
+}
+
+/// What became of the settlement instruction.
+#[derive(Clone, Debug, Serialize)]
+pub struct SettlementOutcome {
+    pub seq_no: String,
+    pub amount_fen: i64,
+    /// POSTED, NOTHING_TO_SETTLE, REFUSED (an operator must look) or UNKNOWN (retried by a rerun).
+    pub state: String,
+    pub core_seq_no: Option<String>,
+    pub message: Option<String>,
+}
+
+pub struct ReconRun {
+    pub result: ReconResult,
+    pub html: PathBuf,
+    pub csv: PathBuf,
+    pub settlement: SettlementOutcome,
+}
+
+fn hub_state(state: PaymentState) -> HubState {
+    match state {
+        PaymentState::Succeeded => HubState::Succeeded,
+        PaymentState::Reversed => HubState::Reversed,
+        PaymentState::CoreFailed => HubState::Failed,
+        _ => HubState::InDoubt,
+    }
+}
+
+fn hub_record(row: &PaymentRow) -> HubRecord {
+    HubRecord {
+        hub_serial: row.hub_serial.clone(),
+        tx_date: row.tx_date,
+        channel: row.channel.clone(),
+        customer_no: row.customer_no.clone(),
+        amount: row.amount,
+        state: hub_state(row.state),
+        acct_date: row.acct_date,
+        core_seq_no: row.core_seq_no.clone(),
+        core_date: row.core_date,
+        reversal_seq_no: row.reversal_seq_no.clone(),
+    }
+}
+
+pub fn core_file_path(dir: &Path, core_date: NaiveDate) -> PathBuf {
+    dir.join(format!("CORE_MBP_{}.txt", yyyymmdd(core_date)))
+}
+
+/// Reconciles one partner instance for `business_date` and settles what agrees.
+pub async fn run(
+    engine: &Engine,
+    link: &PartnerLink,
+    business_date: NaiveDate,
+    file_dir: &Path,
+    report_dir: &Path,
+) -> Result<ReconRun, ReconError> {
+    let adapter = &link.adapter;
+    let partner_path = file_dir.join(adapter.daily_file_name(business_date));
+    let partner_bytes = match std::fs::read(&partner_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReconError::PartnerFileMissing(partner_path))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let daily = adapter
+        .parse_daily_file(&partner_bytes)
+        .map_err(|e| ReconError::PartnerFile(e.to_string()))?;
+    if daily.acct_date != business_date {
+        return Err(ReconError::WrongDate { expected: business_date, found: daily.acct_date });
+    }
+    let partner: Vec<PartnerRecord> = daily
+        .records
+        .iter()
+        .map(|r| PartnerRecord {
+            line_no: r.line_no,
+            tx_date: r.tx_date,
+            bank_serial: r.bank_serial.clone(),
+            partner_serial: r.partner_serial.clone(),
+            customer_no: r.customer_no.clone(),
+            amount: r.amount,
+            acct_date: daily.acct_date,
+        })
+        .collect();
+
+    // The core file of D is required; D+1's is used when present (payments after the core's
+    // 23:00 switch that still belong to the partner's AcctDate D).
+    let mut core = Vec::new();
+    let next = business_date.checked_add_days(Days::new(1));
+    for (date, required) in [(Some(business_date), true), (next, false)] {
+        let Some(date) = date else { continue };
+        let path = core_file_path(file_dir, date);
+        match std::fs::read(&path) {
+            Ok(bytes) => core.push(
+                reconciliation::core_file::parse_for_date(&bytes, date)
+                    .map_err(|e| ReconError::CoreFile(e.to_string()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReconError::CoreFileMissing(path))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let rows = engine
+        .journal()
+        .for_reconciliation(adapter.payee(), adapter.instance(), business_date)
+        .await?;
+    let input = ReconInput {
+        payee: adapter.payee().to_string(),
+        instance: adapter.instance().to_string(),
+        business_date,
+        hub: rows.iter().map(hub_record).collect(),
+        partner,
+        core,
+        purpose: link.purpose.clone(),
+        suspense_acct: link.suspense_account.clone(),
+        settlement_acct: link.settlement_account.clone(),
+        settlement_seq_no: reconciliation::settlement_seq_no(adapter.instance(), business_date),
+    };
+    let result = reconciliation::reconcile(&input);
+    std::fs::create_dir_all(report_dir)?;
+    let stem = format!("RECON_{}_{}_{}", adapter.payee(), adapter.instance(), yyyymmdd(business_date));
+    let html = report_dir.join(format!("{stem}.html"));
+    let csv = report_dir.join(format!("{stem}.csv"));
+    reconciliation::report::write_html(&result, &html)?;
+    reconciliation::report::write_csv(&result, &csv)?;
+    let settlement = settle(engine, adapter.payee(), adapter.instance(), business_date, &result).await?;
+    Ok(ReconRun { result, html, csv, settlement })
+}
+
+/// Posts the settlement 8002 from the suspense account to the partner's account. The SeqNo is
+/// deterministic and its TranDate is journaled before the first attempt, so a rerun (after a
+/// timeout, or of the whole job) asks the core the same question and never posts twice.
+async fn settle(
+    engine: &Engine,
+    payee: &str,
+    instance: &str,
+    business_date: NaiveDate,
+    result: &ReconResult,
+) -> Result<SettlementOutcome, ReconError> {
+    let s = &result.settlement;
+    if s.amount <= Money::ZERO {
+        return Ok(SettlementOutcome {
+            seq_no: s.seq_no.clone(),
+            amount_fen: 0,
+            state: "NOTHING_TO_SETTLE".into(),
+            core_seq_no: None,
+            message: None,
+        });
+    }
+    let journal = engine.journal();
+    let now = engine.clock().now();
+    let stamp = now.format("%Y-%m-%d %H:%M:%S").to_string();
+    let day = yyyymmdd(business_date);
+    sqlx::query(
+        "INSERT INTO settlements (payee, instance, business_date, seq_no, tran_date, amount_fen, record_count,
+            state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?)
+         ON CONFLICT (payee, instance, business_date) DO NOTHING",
+    )
+    .bind(payee)
+    .bind(instance)
+    .bind(&day)
+    .bind(&s.seq_no)
+    .bind(yyyymmdd(now.date()))
+    .bind(s.amount.fen())
+    .bind(s.count as i64)
+    .bind(&stamp)
+    .bind(&stamp)
+    .execute(journal.pool())
+    .await
+    .map_err(crate::journal::JournalError::from)?;
+    let row: (String, String, i64, Option<String>) = sqlx::query_as(
+        "SELECT state, tran_date, amount_fen, core_seq_no FROM settlements
+         WHERE payee = ? AND instance = ? AND business_date = ?",
+    )
+    .bind(payee)
+    .bind(instance)
+    .bind(&day)
+    .fetch_one(journal.pool())
+    .await
+    .map_err(crate::journal::JournalError::from)?;
+    let (state, tran_date_text, amount_fen, core_seq_no) = row;
+    if state == "POSTED" || state == "REFUSED" {
+        return Ok(SettlementOutcome {
+            seq_no: s.seq_no.clone(),
+            amount_fen,
+            state,
+            core_seq_no,
+            message: Some("已处理，未重复记账".into()),
+        });
+    }
+    let tran_date = codecs::clock::parse_yyyymmdd(&tran_date_text).unwrap_or(now.date());
+    // The amount journaled first is the one posted: a rerun with other figures must not change
+    // the question asked of the core under the same SeqNo.
+    let amount = Money::from_fen(amount_fen);
+    let Some(link) = engine.partner(payee, instance) else {
+        return Ok(SettlementOutcome {
+            seq_no: s.seq_no.clone(),
+            amount_fen,
+            state: "REFUSED".into(),
+            core_seq_no: None,
+            message: Some("partner not configured".into()),
+        });
+    };
+    let outcome = engine
+        .core()
+        .transfer(&s.seq_no, tran_date, &link.suspense_account, &link.settlement_account, amount, &s.summary, &s.purpose)
+        .await;
+    let (state, core_seq, message) = match outcome {
+        TransferOutcome::Posted { core_seq_no, .. } => ("POSTED", Some(core_seq_no), None),
+        TransferOutcome::Refused { ret_code, ret_msg, .. } => {
+            tracing::error!(seq_no = %s.seq_no, ret_code = %ret_code, "Settlement refused by the core; an operator must act.");
+            ("REFUSED", None, Some(format!("{ret_code} {ret_msg}")))
+        }
+        TransferOutcome::Unknown { reason } => ("UNKNOWN", None, Some(reason)),
+    };
+    sqlx::query(
+        "UPDATE settlements SET state = ?, core_seq_no = ?, message = ?, updated_at = ?
+         WHERE payee = ? AND instance = ? AND business_date = ?",
+    )
+    .bind(state)
+    .bind(&core_seq)
+    .bind(&message)
+    .bind(&stamp)
+    .bind(payee)
+    .bind(instance)
+    .bind(&day)
+    .execute(journal.pool())
+    .await
+    .map_err(crate::journal::JournalError::from)?;
+    Ok(SettlementOutcome {
+        seq_no: s.seq_no.clone(),
+        amount_fen,
+        state: state.into(),
+        core_seq_no: core_seq,
+        message,
+    })
+}
+
+/// `hub recon`: reconciles every configured partner instance for `date` and settles; exit code 0
+/// when every instance reconciled without differences, 3 when differences wait for an operator.
+pub async fn run_all(config: &crate::config::HubConfig, date: NaiveDate) -> Result<std::process::ExitCode, String> {
+    use std::sync::Arc;
+    let clock: codecs::clock::SharedClock = Arc::new(codecs::clock::SystemClock);
+    let journal = crate::journal::Journal::open(&config.hub.database_url).await.map_err(|e| e.to_string())?;
+    let core = crate::core_client::CoreClient::new(config.core.clone(), clock.clone());
+    let links = crate::app::partner_links(config).map_err(|e| e.to_string())?;
+    let engine = Engine::new(journal, core, links, clock, config.engine.clone());
+    let mut differences = 0usize;
+    let links: Vec<PartnerLink> = engine.partners().cloned().collect();
+    for link in &links {
+        match run(&engine, link, date, &config.hub.file_dir, &config.hub.report_dir).await {
+            Ok(r) => {
+                differences += r.result.differences.len();
+                println!(
+                    "{} {} {}: 对平 {} 笔, 差错 {} 笔, 结算 {} 元 ({}), 报告 {}",
+                    link.adapter.payee(),
+                    link.adapter.instance(),
+                    yyyymmdd(date),
+                    r.result.matched.len(),
+                    r.result.differences.len(),
+                    Money::from_fen(r.settlement.amount_fen).to_yuan(),
+                    r.settlement.state,
+                    r.html.display()
+                );
+            }
+            Err(e) => {
+                println!("{} {} {}: [{}] {e}", link.adapter.payee(), link.adapter.instance(), yyyymmdd(date), e.code());
+                differences += 1;
+            }
+        }
+    }
+    Ok(if differences == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(3) })
+}

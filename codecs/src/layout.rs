@@ -330,35 +330,8 @@ pub(crate) fn hex_excerpt(bytes: &[u8]) -> String {
 /// encoding_rs's GBK decoder is the GB18030 decoder, so four-byte GB18030 sequences (and `A2E3`
 /// for `€`) would otherwise pass as GBK. Round-tripping the whole text catches them.
 pub(crate) fn decode_exact(bytes: &[u8], charset: Charset) -> Result<String, TextError> {
-    let decoded = text::decode(bytes, charset)?;
-    let reencoded = text::encode(&decoded, charset)
-        .map_err(|_| first_non_canonical(bytes, &decoded, charset))?;
-    if reencoded != bytes {
-        return Err(first_non_canonical(bytes, &decoded, charset));
-    }
-    Ok(decoded)
-}
-
-/// Finds the first character whose bytes are not its canonical encoding, for the error. The
-/// bytes shown are the (at most four) bytes of that character as found.
-fn first_non_canonical(bytes: &[u8], decoded: &str, charset: Charset) -> TextError {
-    let mut offset = 0usize;
-    for ch in decoded.chars() {
-        let mut buf = [0u8; 4];
-        if let Ok(canonical) = text::encode(ch.encode_utf8(&mut buf), charset) {
-            if bytes.get(offset..offset + canonical.len()) == Some(canonical.as_slice()) {
-                offset += canonical.len();
-                continue;
-            }
-        }
-        break;
-    }
-    let end = (offset + 4).min(bytes.len());
-    TextError::Malformed {
-        offset,
-        bytes: hex::encode_upper(bytes.get(offset..end).unwrap_or(&[])),
-        charset,
-    }
+    // text::decode refuses non-canonical sequences itself.
+    text::decode(bytes, charset)
 }
 
 /// Where a group's count comes from while encoding or decoding.

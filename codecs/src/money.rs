@@ -29,7 +29,7 @@ pub enum MoneyError {
 impl Money {
     pub const ZERO: Money = Money(0);
     /// 13 integer digits of yuan plus two decimals: the widest figure any spec allows.
-    pub const MAX_FEN: i64 = 9_999_999_999_999_99;
+    pub const MAX_FEN: i64 = 999_999_999_999_999;
 
     pub const fn from_fen(fen: i64) -> Money {
         Money(fen)

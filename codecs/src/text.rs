@@ -56,8 +56,41 @@ pub fn encode(text: &str, charset: Charset) -> Result<Vec<u8>, TextError> {
     }
 }
 
-/// Decodes `bytes` whole, refusing malformed sequences and a half character at the end.
+/// Decodes `bytes` whole, refusing malformed sequences, a half character at the end, and any
+/// sequence that is not the charset's canonical form. The last matters for GBK: encoding_rs decodes
+/// GBK with the GB18030 decoder, which also accepts four-byte sequences that CP936 does not have;
+/// re-encoding and comparing refuses them, as the specs require.
 pub fn decode(bytes: &[u8], charset: Charset) -> Result<String, TextError> {
+    let decoded = decode_lenient(bytes, charset)?;
+    match encode(&decoded, charset) {
+        Ok(reencoded) if reencoded == bytes => Ok(decoded),
+        _ => Err(first_non_canonical(bytes, &decoded, charset)),
+    }
+}
+
+/// Finds the first character whose bytes are not its canonical encoding, for the error. The
+/// bytes shown are the (at most four) bytes of that character as found.
+fn first_non_canonical(bytes: &[u8], decoded: &str, charset: Charset) -> TextError {
+    let mut offset = 0usize;
+    for ch in decoded.chars() {
+        let mut buf = [0u8; 4];
+        if let Ok(canonical) = encode(ch.encode_utf8(&mut buf), charset) {
+            if bytes.get(offset..offset + canonical.len()) == Some(canonical.as_slice()) {
+                offset += canonical.len();
+                continue;
+            }
+        }
+        break;
+    }
+    let end = (offset + 4).min(bytes.len());
+    TextError::Malformed {
+        offset,
+        bytes: hex::encode_upper(bytes.get(offset..end).unwrap_or(&[])),
+        charset,
+    }
+}
+
+fn decode_lenient(bytes: &[u8], charset: Charset) -> Result<String, TextError> {
     let mut decoder = charset.encoding().new_decoder_without_bom_handling();
     let mut out = String::with_capacity(bytes.len() * 3 / 2 + 4);
     let need = decoder
@@ -124,6 +157,19 @@ mod tests {
         assert!(matches!(encode("a𠀀", Charset::Gbk), Err(TextError::Unmappable { index: 1, .. })));
         assert!(encode("•", Charset::Gbk).is_err());
         assert!(encode("𠀀", Charset::Gb18030).is_ok());
+    }
+
+    #[test]
+    fn gb18030_four_byte_sequences_are_not_gbk() {
+        // 0x81 0x30 0x81 0x30 is U+0080 in GB18030; CP936 has no four-byte sequences.
+        assert!(matches!(
+            decode(&[0x41, 0x81, 0x30, 0x81, 0x30], Charset::Gbk),
+            Err(TextError::Malformed { offset: 1, .. })
+        ));
+        assert_eq!(decode(&[0x81, 0x30, 0x81, 0x30], Charset::Gb18030).as_deref(), Ok("\u{80}"));
+        // € is A2E3 only in GB18030; GBK writes 0x80.
+        assert!(decode(&[0xA2, 0xE3], Charset::Gbk).is_err());
+        assert_eq!(decode(&[0x80], Charset::Gbk).as_deref(), Ok("€"));
     }
 
     #[test]

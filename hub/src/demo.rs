@@ -108,6 +108,9 @@ pub struct PartnerSummary {
     pub unexplained: usize,
     pub settlement_fen: i64,
     pub settlement_state: String,
+    /// Records of this date posted at core after its 23:00 switch, matched by the next day's run.
+    pub next_day_carried_matched: usize,
+    pub next_day_settlement_fen: i64,
     pub report_html: String,
     pub report_csv: String,
 }
@@ -460,6 +463,14 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         .collect();
     for link in &links {
         let run = crate::recon_job::run(&hub.engine, link, date, &files, &reports).await?;
+        // D+1 has no traffic of its own, but its core file carries the postings made after the
+        // core's 23:00 switch on D: D+1's run matches and settles what D left awaiting the core.
+        let day_after = next_day.checked_add_days(Days::new(1)).ok_or_else(|| DemoError::Setup("date overflow".into()))?;
+        manual.advance_to(at(day_after, 1, 0, 0));
+        core.write_daily_file(next_day, &files)?;
+        manual.advance_to(at(day_after, 6, 0, 0));
+        power.write_daily_file(next_day, &files)?;
+        manual.advance_to(at(day_after, 9, 0, 0));
         let counts: BTreeMap<String, usize> =
             run.result.difference_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let explained = run
@@ -468,6 +479,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             .iter()
             .filter(|d| d.kind == reconciliation::DifferenceKind::HubSuccessMissingAtPartner && omitted.contains(&d.hub_serial))
             .count();
+        let next = crate::recon_job::run(&hub.engine, link, next_day, &files, &reports).await?;
+        let carried_matched = next.result.matched.iter().filter(|m| m.carried_from.is_some()).count();
         let states = hub.engine.journal().count_by_state().await?;
         let count = |names: &[&str]| states.iter().filter(|(s, _)| names.contains(&s.as_str())).map(|(_, n)| n).sum::<i64>();
         partners.push(PartnerSummary {
@@ -482,9 +495,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             awaiting_core: run.result.awaiting_core.len(),
             differences: counts,
             explained,
-            unexplained: run.result.differences.len() - explained,
+            unexplained: run.result.differences.len() - explained + next.result.differences.len(),
             settlement_fen: run.settlement.amount_fen,
             settlement_state: run.settlement.state.clone(),
+            next_day_carried_matched: carried_matched,
+            next_day_settlement_fen: next.settlement.amount_fen,
             report_html: run.html.display().to_string(),
             report_csv: run.csv.display().to_string(),
         });
@@ -578,6 +593,11 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
             "    结算 settlement {} 元 ({})",
             Money::from_fen(p.settlement_fen).to_yuan(),
             p.settlement_state
+        );
+        println!(
+            "    次日核心文件对平 carried to D+1 {}，次日结算 {} 元",
+            p.next_day_carried_matched,
+            Money::from_fen(p.next_day_settlement_fen).to_yuan()
         );
         println!("    报告 report {}", p.report_html);
     }

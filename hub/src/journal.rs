@@ -419,8 +419,8 @@ impl Journal {
     }
 
     /// Every payment of one partner instance that reconciliation of `business_date` may need:
-    /// written off on that accounting date, or made on that hub date (or the day after, since
-    /// the partner's day-end can move a late payment to the next accounting date).
+    /// written off on that accounting date, made on that hub date, or posted or reversed at core
+    /// on that CoreDate (so that a core line of a payment reconciled on another date is known).
     pub async fn for_reconciliation(
         &self,
         payee: &str,
@@ -429,11 +429,14 @@ impl Journal {
     ) -> Result<Vec<PaymentRow>, JournalError> {
         let day = yyyymmdd(business_date);
         let rows = sqlx::query(
-            "SELECT * FROM payments WHERE payee = ? AND instance = ? AND (acct_date = ? OR tx_date = ?)
+            "SELECT * FROM payments WHERE payee = ? AND instance = ?
+               AND (acct_date = ? OR tx_date = ? OR core_date = ? OR reversal_core_date = ?)
              ORDER BY hub_serial",
         )
         .bind(payee)
         .bind(instance)
+        .bind(&day)
+        .bind(&day)
         .bind(&day)
         .bind(&day)
         .fetch_all(&self.pool)

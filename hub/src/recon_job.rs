@@ -88,6 +88,11 @@ fn hub_record(row: &PaymentRow) -> HubRecord {
     }
 }
 
+/// Where a run leaves the records that wait for a later core file, for the next day's run.
+pub fn awaiting_path(report_dir: &Path, payee: &str, instance: &str, business_date: NaiveDate) -> PathBuf {
+    report_dir.join(format!("AWAITING_{payee}_{instance}_{}.json", yyyymmdd(business_date)))
+}
+
 pub fn core_file_path(dir: &Path, core_date: NaiveDate) -> PathBuf {
     dir.join(format!("CORE_MBP_{}.txt", yyyymmdd(core_date)))
 }
@@ -165,8 +170,25 @@ pub async fn run(
         settlement_acct: link.settlement_account.clone(),
         settlement_seq_no: reconciliation::settlement_seq_no(adapter.instance(), business_date),
     };
-    let result = reconciliation::reconcile(&input);
+    // Records the previous run left waiting for a core file are re-examined and, once agreed,
+    // settled with this date (spec 01, "Settlement").
     std::fs::create_dir_all(report_dir)?;
+    let carried: Vec<reconciliation::AwaitingCore> = match business_date.checked_sub_days(Days::new(1)) {
+        Some(previous) => {
+            let path = awaiting_path(report_dir, adapter.payee(), adapter.instance(), previous);
+            match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    ReconError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => Vec::new(),
+    };
+    let result = reconciliation::reconcile_with_carried(&input, &carried);
+    let awaiting = awaiting_path(report_dir, adapter.payee(), adapter.instance(), business_date);
+    std::fs::write(&awaiting, serde_json::to_vec_pretty(&result.awaiting_core).unwrap_or_default())?;
     let stem = format!("RECON_{}_{}_{}", adapter.payee(), adapter.instance(), yyyymmdd(business_date));
     let html = report_dir.join(format!("{stem}.html"));
     let csv = report_dir.join(format!("{stem}.csv"));
@@ -187,13 +209,13 @@ async fn settle(
     result: &ReconResult,
 ) -> Result<SettlementOutcome, ReconError> {
     let s = &result.settlement;
-    if s.amount <= Money::ZERO {
+    if !s.is_postable() {
         return Ok(SettlementOutcome {
             seq_no: s.seq_no.clone(),
             amount_fen: 0,
-            state: "NOTHING_TO_SETTLE".into(),
+            state: if s.blocked_reason.is_some() { "BLOCKED".into() } else { "NOTHING_TO_SETTLE".into() },
             core_seq_no: None,
-            message: None,
+            message: s.blocked_reason.clone(),
         });
     }
     let journal = engine.journal();

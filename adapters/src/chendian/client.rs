@@ -163,7 +163,7 @@ impl Client {
                     })
                 }
             };
-        tracing::debug!(partner = PAYEE, instance = %self.bank_code(), frame_bytes = frame.len(), "Request sent.");
+        tracing::debug!(partner = PAYEE, instance = %self.bank_code(), frame_bytes = frame.len(), "Connected; sending the request.");
         let answer = async {
             stream
                 .write_all(frame)

@@ -33,7 +33,6 @@ impl Clock for SystemClock {
     }
 }
 
-
 /// A clock that stands still until it is moved: tests and the demo driver set it.
 /// Moving it backwards is refused so that serials and business dates never go back.
 #[derive(Debug)]

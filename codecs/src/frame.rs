@@ -55,11 +55,14 @@ impl Decoder for LengthPrefixed {
                 digits: self.digits,
             });
         }
-        let length = header
-            .iter()
-            .fold(0usize, |acc, b| acc.saturating_mul(10).saturating_add((b - b'0') as usize));
+        let length = header.iter().fold(0usize, |acc, b| {
+            acc.saturating_mul(10).saturating_add((b - b'0') as usize)
+        });
         if length > self.max_body {
-            return Err(FrameError::TooLong { length, max: self.max_body });
+            return Err(FrameError::TooLong {
+                length,
+                max: self.max_body,
+            });
         }
         if src.len() < self.digits + length {
             src.reserve(self.digits + length - src.len());
@@ -73,7 +76,9 @@ impl Decoder for LengthPrefixed {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
-            None => Err(FrameError::Truncated { buffered: src.len() }),
+            None => Err(FrameError::Truncated {
+                buffered: src.len(),
+            }),
         }
     }
 }
@@ -83,11 +88,17 @@ impl Encoder<Bytes> for LengthPrefixed {
 
     fn encode(&mut self, body: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
         if body.len() > self.max_body {
-            return Err(FrameError::TooLong { length: body.len(), max: self.max_body });
+            return Err(FrameError::TooLong {
+                length: body.len(),
+                max: self.max_body,
+            });
         }
         let header = format!("{:0width$}", body.len(), width = self.digits);
         if header.len() != self.digits {
-            return Err(FrameError::BodyTooLong { length: body.len(), digits: self.digits });
+            return Err(FrameError::BodyTooLong {
+                length: body.len(),
+                digits: self.digits,
+            });
         }
         dst.reserve(self.digits + body.len());
         dst.put_slice(header.as_bytes());
@@ -108,25 +119,43 @@ mod tests {
         buf.extend_from_slice(b"03ab");
         assert!(matches!(codec.decode(&mut buf), Ok(None)));
         buf.extend_from_slice(b"c000002xy");
-        assert_eq!(codec.decode(&mut buf).ok().flatten().as_deref(), Some(&b"abc"[..]));
-        assert_eq!(codec.decode(&mut buf).ok().flatten().as_deref(), Some(&b"xy"[..]));
+        assert_eq!(
+            codec.decode(&mut buf).ok().flatten().as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(
+            codec.decode(&mut buf).ok().flatten().as_deref(),
+            Some(&b"xy"[..])
+        );
         assert!(buf.is_empty());
     }
 
     #[test]
     fn bad_headers_are_errors() {
         let mut codec = LengthPrefixed::new(6, 1024);
-        assert!(matches!(codec.decode(&mut BytesMut::from(&b"00a003abc"[..])), Err(FrameError::NonDigitLength { .. })));
-        assert!(matches!(codec.decode(&mut BytesMut::from(&b"001025"[..])), Err(FrameError::TooLong { length: 1025, .. })));
+        assert!(matches!(
+            codec.decode(&mut BytesMut::from(&b"00a003abc"[..])),
+            Err(FrameError::NonDigitLength { .. })
+        ));
+        assert!(matches!(
+            codec.decode(&mut BytesMut::from(&b"001025"[..])),
+            Err(FrameError::TooLong { length: 1025, .. })
+        ));
         let mut lying = BytesMut::from(&b"000010abc"[..]);
         assert!(matches!(codec.decode(&mut lying), Ok(None)));
-        assert!(matches!(codec.decode_eof(&mut lying), Err(FrameError::Truncated { buffered: 9 })));
+        assert!(matches!(
+            codec.decode_eof(&mut lying),
+            Err(FrameError::Truncated { buffered: 9 })
+        ));
     }
 
     #[test]
     fn encode_writes_zero_padded_header() {
         let codec = LengthPrefixed::new(8, 1 << 20);
-        assert_eq!(codec.frame(b"<x/>").ok().as_deref(), Some(&b"00000004<x/>"[..]));
+        assert_eq!(
+            codec.frame(b"<x/>").ok().as_deref(),
+            Some(&b"00000004<x/>"[..])
+        );
         assert!(LengthPrefixed::new(2, 1000).frame(&[0u8; 100]).is_err());
     }
 }

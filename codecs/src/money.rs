@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// An amount in fen (分, 1/100 yuan). Signed so that net positions and debit balances of internal
 /// accounts can be expressed; protocol forms that forbid a sign refuse negative values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Money(i64);
 
@@ -140,13 +142,26 @@ mod tests {
         assert_eq!(Money::from_fen(123450).to_yuan(), "1234.50");
         assert_eq!(Money::from_fen(5).to_yuan(), "0.05");
         assert_eq!(Money::from_fen(-5).to_yuan(), "-0.05");
-        assert_eq!(Money::parse_signed_yuan("-12.30"), Ok(Money::from_fen(-1230)));
+        assert_eq!(
+            Money::parse_signed_yuan("-12.30"),
+            Ok(Money::from_fen(-1230))
+        );
     }
 
     #[test]
     fn yuan_refuses_inexact_forms() {
         for bad in [
-            "1.234", "1.2", "1", ".50", "-1.00", "+1.00", "1,000.00", "1 .00", "", "12345678901234.00", "1e3.00",
+            "1.234",
+            "1.2",
+            "1",
+            ".50",
+            "-1.00",
+            "+1.00",
+            "1,000.00",
+            "1 .00",
+            "",
+            "12345678901234.00",
+            "1e3.00",
         ] {
             assert!(Money::parse_yuan(bad).is_err(), "{bad:?} accepted");
         }
@@ -154,8 +169,14 @@ mod tests {
 
     #[test]
     fn fen_digits_are_zero_padded_and_bounded() {
-        assert_eq!(Money::from_fen(22335).to_fen_digits(12).as_deref(), Ok("000000022335"));
-        assert_eq!(Money::parse_fen_digits("000000022335"), Ok(Money::from_fen(22335)));
+        assert_eq!(
+            Money::from_fen(22335).to_fen_digits(12).as_deref(),
+            Ok("000000022335")
+        );
+        assert_eq!(
+            Money::parse_fen_digits("000000022335"),
+            Ok(Money::from_fen(22335))
+        );
         assert!(Money::from_fen(1000).to_fen_digits(3).is_err());
         assert!(Money::from_fen(-1).to_fen_digits(12).is_err());
         assert!(Money::parse_fen_digits("00001 ").is_err());

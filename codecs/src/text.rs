@@ -25,9 +25,17 @@ impl Charset {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
     #[error("character {ch:?} at char {index} has no {charset:?} form")]
-    Unmappable { ch: char, index: usize, charset: Charset },
+    Unmappable {
+        ch: char,
+        index: usize,
+        charset: Charset,
+    },
     #[error("bytes {bytes} at offset {offset} are not valid {charset:?}")]
-    Malformed { offset: usize, bytes: String, charset: Charset },
+    Malformed {
+        offset: usize,
+        bytes: String,
+        charset: Charset,
+    },
 }
 
 /// Encodes `text`, refusing any character the charset cannot represent.
@@ -41,8 +49,11 @@ pub fn encode(text: &str, charset: Charset) -> Result<Vec<u8>, TextError> {
             .unwrap_or(text.len() * 4 + 16);
         let start = out.len();
         out.resize(start + need, 0);
-        let (result, read, written) =
-            encoder.encode_from_utf8_without_replacement(&text[consumed..], &mut out[start..], true);
+        let (result, read, written) = encoder.encode_from_utf8_without_replacement(
+            &text[consumed..],
+            &mut out[start..],
+            true,
+        );
         out.truncate(start + written);
         consumed += read;
         match result {
@@ -124,7 +135,11 @@ pub fn byte_len(text: &str, charset: Charset) -> Result<usize, TextError> {
 
 /// The longest prefix of `text` whose encoding fits `max_bytes`, never cutting a character.
 /// For the few places a spec allows truncation (display text such as RspMsg).
-pub fn truncate_to_bytes(text: &str, max_bytes: usize, charset: Charset) -> Result<String, TextError> {
+pub fn truncate_to_bytes(
+    text: &str,
+    max_bytes: usize,
+    charset: Charset,
+) -> Result<String, TextError> {
     let mut used = 0usize;
     let mut out = String::new();
     for ch in text.chars() {
@@ -145,16 +160,28 @@ mod tests {
 
     #[test]
     fn gbk_bytes_match_the_code_chart() {
-        assert_eq!(encode("张三", Charset::Gbk), Ok(vec![0xD5, 0xC5, 0xC8, 0xFD]));
-        assert_eq!(encode("成功", Charset::Gbk), Ok(vec![0xB3, 0xC9, 0xB9, 0xA6]));
+        assert_eq!(
+            encode("张三", Charset::Gbk),
+            Ok(vec![0xD5, 0xC5, 0xC8, 0xFD])
+        );
+        assert_eq!(
+            encode("成功", Charset::Gbk),
+            Ok(vec![0xB3, 0xC9, 0xB9, 0xA6])
+        );
         assert_eq!(encode("€", Charset::Gbk), Ok(vec![0x80]));
         assert_eq!(encode("€", Charset::Gb18030), Ok(vec![0xA2, 0xE3]));
-        assert_eq!(decode(&[0xD5, 0xC5, 0xC8, 0xFD], Charset::Gbk).as_deref(), Ok("张三"));
+        assert_eq!(
+            decode(&[0xD5, 0xC5, 0xC8, 0xFD], Charset::Gbk).as_deref(),
+            Ok("张三")
+        );
     }
 
     #[test]
     fn unmappable_characters_are_errors_not_entities() {
-        assert!(matches!(encode("a𠀀", Charset::Gbk), Err(TextError::Unmappable { index: 1, .. })));
+        assert!(matches!(
+            encode("a𠀀", Charset::Gbk),
+            Err(TextError::Unmappable { index: 1, .. })
+        ));
         assert!(encode("•", Charset::Gbk).is_err());
         assert!(encode("𠀀", Charset::Gb18030).is_ok());
     }
@@ -166,7 +193,10 @@ mod tests {
             decode(&[0x41, 0x81, 0x30, 0x81, 0x30], Charset::Gbk),
             Err(TextError::Malformed { offset: 1, .. })
         ));
-        assert_eq!(decode(&[0x81, 0x30, 0x81, 0x30], Charset::Gb18030).as_deref(), Ok("\u{80}"));
+        assert_eq!(
+            decode(&[0x81, 0x30, 0x81, 0x30], Charset::Gb18030).as_deref(),
+            Ok("\u{80}")
+        );
         // € is A2E3 only in GB18030; GBK writes 0x80.
         assert!(decode(&[0xA2, 0xE3], Charset::Gbk).is_err());
         assert_eq!(decode(&[0x80], Charset::Gbk).as_deref(), Ok("€"));
@@ -174,14 +204,23 @@ mod tests {
 
     #[test]
     fn half_characters_are_errors_not_replacement() {
-        assert!(matches!(decode(&[0x41, 0xD5], Charset::Gbk), Err(TextError::Malformed { offset: 1, .. })));
+        assert!(matches!(
+            decode(&[0x41, 0xD5], Charset::Gbk),
+            Err(TextError::Malformed { offset: 1, .. })
+        ));
         assert!(decode(&[0xFF, 0x41], Charset::Gbk).is_err());
     }
 
     #[test]
     fn truncation_never_cuts_a_character() {
-        assert_eq!(truncate_to_bytes("张三李四", 5, Charset::Gbk).as_deref(), Ok("张三"));
-        assert_eq!(truncate_to_bytes("a张三", 4, Charset::Gbk).as_deref(), Ok("a张"));
+        assert_eq!(
+            truncate_to_bytes("张三李四", 5, Charset::Gbk).as_deref(),
+            Ok("张三")
+        );
+        assert_eq!(
+            truncate_to_bytes("a张三", 4, Charset::Gbk).as_deref(),
+            Ok("a张")
+        );
         assert_eq!(byte_len("郴州市北湖区人民路1号", Charset::Gbk), Ok(21));
     }
 }

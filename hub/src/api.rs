@@ -38,14 +38,24 @@ impl IntoResponse for Refusal {
 fn refusal(code: ErrorCode, detail: String) -> Refusal {
     let status = match code {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DuplicateMismatch => StatusCode::CONFLICT,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::UnknownPayee | ErrorCode::ReversalNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::OK,
     };
-    Refusal(status, ApiError { code: code.code(), message: code.message_zh(), detail })
+    Refusal(
+        status,
+        ApiError {
+            code: code.code(),
+            message: code.message_zh(),
+            detail,
+        },
+    )
 }
 
 impl From<EngineError> for Refusal {
@@ -59,6 +69,12 @@ impl From<EngineError> for Refusal {
 }
 
 fn bad_json(rejection: JsonRejection) -> Refusal {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return refusal(
+            ErrorCode::BodyTooLarge,
+            format!("body over {MAX_BODY_BYTES} bytes"),
+        );
+    }
     refusal(ErrorCode::BadRequest, rejection.body_text())
 }
 
@@ -82,7 +98,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/api/v1/bills/query", post(query))
         .route("/api/v1/payments", post(pay))
-        .route("/api/v1/payments/{channel}/{channel_date}/{channel_serial}", get(status))
+        .route(
+            "/api/v1/payments/{channel}/{channel_date}/{channel_serial}",
+            get(status),
+        )
         .route(
             "/api/v1/payments/{channel}/{channel_date}/{channel_serial}/reversal",
             post(reverse),
@@ -99,11 +118,24 @@ async fn query(
     body: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Result<Response, Refusal> {
     let Json(req) = body.map_err(bad_json)?;
-    if req.customer_no.is_empty() || req.customer_no.len() > 16 || !req.customer_no.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(refusal(ErrorCode::BadRequest, "customer_no must be 1..16 letters or digits".into()));
+    if req.customer_no.is_empty()
+        || req.customer_no.len() > 16
+        || !req.customer_no.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(refusal(
+            ErrorCode::BadRequest,
+            "customer_no must be 1..16 letters or digits".into(),
+        ));
     }
     let outcome = engine
-        .query(&req.payee, &req.instance, &req.customer_no, &req.channel, &req.branch_no, &req.teller_no)
+        .query(
+            &req.payee,
+            &req.instance,
+            &req.customer_no,
+            &req.channel,
+            &req.branch_no,
+            &req.teller_no,
+        )
         .await?;
     Ok(match outcome {
         QueryOutcome::Bill(bill) => Json(json!({
@@ -145,7 +177,9 @@ async fn status(
     State(engine): State<Arc<Engine>>,
     Path((channel, channel_date, channel_serial)): Path<(String, String, String)>,
 ) -> Result<Response, Refusal> {
-    let view = engine.status_view(&channel, &channel_date, &channel_serial).await?;
+    let view = engine
+        .status_view(&channel, &channel_date, &channel_serial)
+        .await?;
     Ok(Json(view).into_response())
 }
 
@@ -155,7 +189,9 @@ async fn reverse(
     body: Option<Json<ReversalRequest>>,
 ) -> Result<Response, Refusal> {
     let reason = body.map(|Json(b)| b.reason).unwrap_or_default();
-    let view = engine.status_view(&channel, &channel_date, &channel_serial).await?;
+    let view = engine
+        .status_view(&channel, &channel_date, &channel_serial)
+        .await?;
     let answer = engine.request_reversal(&view.hub_serial, &reason).await?;
     Ok(Json(answer).into_response())
 }

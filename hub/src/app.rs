@@ -21,7 +21,10 @@ pub enum StartError {
     #[error("partner configuration: {0}")]
     Adapter(#[from] adapters::spi::AdapterError),
     #[error("cannot listen on {address}: {source}")]
-    Listen { address: String, source: std::io::Error },
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("recovery: {0}")]
     Recovery(#[from] crate::engine::EngineError),
 }
@@ -79,12 +82,17 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     }
     let listener = tokio::net::TcpListener::bind(&config.hub.listen)
         .await
-        .map_err(|source| StartError::Listen { address: config.hub.listen.clone(), source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen { address: config.hub.listen.clone(), source })?;
+        .map_err(|source| StartError::Listen {
+            address: config.hub.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        address: config.hub.listen.clone(),
+        source,
+    })?;
     let (shutdown, mut stop_api) = watch::channel(false);
-    let router = crate::api::router(engine.clone());
+    let admin = Arc::new(crate::admin_backend::JournalAdmin { engine: engine.clone() });
+    let router = crate::api::router(engine.clone()).merge(admin::router(admin));
     let api = tokio::spawn(async move {
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stop_api.wait_for(|stop| *stop).await;
@@ -99,7 +107,12 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         shutdown.subscribe(),
     ));
     tracing::info!(%addr, "Hub started.");
-    Ok(Hub { engine, addr, shutdown, tasks: vec![api, resolver] })
+    Ok(Hub {
+        engine,
+        addr,
+        shutdown,
+        tasks: vec![api, resolver],
+    })
 }
 
 /// The durable queue's worker: every interval (or when a payment is left in doubt) it drives the

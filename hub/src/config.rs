@@ -42,7 +42,10 @@ fn default_resolver_interval_ms() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration is not valid: {0}")]
     Parse(String),
 }

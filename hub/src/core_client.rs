@@ -55,7 +55,10 @@ pub struct CoreHead {
 }
 
 enum Call {
-    Answered { head: CoreHead, body: Element },
+    Answered {
+        head: CoreHead,
+        body: Element,
+    },
     /// Nothing was sent: the connection could not be opened.
     NotSent(String),
     Unknown(String),
@@ -63,27 +66,50 @@ enum Call {
 
 #[derive(Clone, Debug)]
 pub enum TransferOutcome {
-    Posted { core_seq_no: String, core_date: NaiveDate },
+    Posted {
+        core_seq_no: String,
+        core_date: NaiveDate,
+    },
     /// Nothing posted, for certain.
-    Refused { ret_code: String, ret_msg: String, err_side: String },
-    Unknown { reason: String },
+    Refused {
+        ret_code: String,
+        ret_msg: String,
+        err_side: String,
+    },
+    Unknown {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum CoreReversalOutcome {
     /// 000000 (the mirror posting), E20001 (fenced: nothing had posted) or E20002 (already reversed).
-    Reversed { ret_code: String, core_seq_no: Option<String>, core_date: Option<NaiveDate> },
+    Reversed {
+        ret_code: String,
+        core_seq_no: Option<String>,
+        core_date: Option<NaiveDate>,
+    },
     /// E90001 and the like: automatic retry cannot help (e.g. original over 30 days old).
-    Refused { ret_code: String, ret_msg: String },
-    Unknown { reason: String },
+    Refused {
+        ret_code: String,
+        ret_msg: String,
+    },
+    Unknown {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum CoreStatusOutcome {
-    Posted { core_seq_no: String, core_date: Option<NaiveDate> },
+    Posted {
+        core_seq_no: String,
+        core_date: Option<NaiveDate>,
+    },
     Reversed,
     NotFound,
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -113,11 +139,23 @@ impl CoreClient {
             .with(Element::text_node("SeqNo", seq_no))
             .with(Element::text_node("TranDate", yyyymmdd(tran_date)))
             .with(Element::text_node("TranTime", hhmmss(self.clock.now())))
-            .with(Element::text_node("BranchId", self.config.branch_id.clone()))
-            .with(Element::text_node("TellerId", self.config.teller_id.clone()))
+            .with(Element::text_node(
+                "BranchId",
+                self.config.branch_id.clone(),
+            ))
+            .with(Element::text_node(
+                "TellerId",
+                self.config.teller_id.clone(),
+            ))
     }
 
-    async fn call(&self, tran_code: &str, seq_no: &str, tran_date: NaiveDate, body: Element) -> Call {
+    async fn call(
+        &self,
+        tran_code: &str,
+        seq_no: &str,
+        tran_date: NaiveDate,
+        body: Element,
+    ) -> Call {
         let request = Element::new("Service")
             .with(self.head(tran_code, seq_no, tran_date))
             .with(body);
@@ -175,7 +213,10 @@ impl CoreClient {
             core_date: parse_yyyymmdd(&echo("CoreDate")),
             err_side: echo("ErrSide"),
         };
-        let body = root.child("Body").cloned().unwrap_or_else(|| Element::new("Body"));
+        let body = root
+            .child("Body")
+            .cloned()
+            .unwrap_or_else(|| Element::new("Body"));
         Call::Answered { head, body }
     }
 
@@ -214,7 +255,9 @@ impl CoreClient {
                         reason: "000000 without CoreSeqNo or CoreDate".to_string(),
                     },
                 },
-                "E99999" => TransferOutcome::Unknown { reason: format!("E99999 {}", head.ret_msg) },
+                "E99999" => TransferOutcome::Unknown {
+                    reason: format!("E99999 {}", head.ret_msg),
+                },
                 _ => TransferOutcome::Refused {
                     ret_code: head.ret_code,
                     ret_msg: head.ret_msg,
@@ -236,15 +279,22 @@ impl CoreClient {
             .with(Element::text_node("OrigSeqNo", orig_seq_no))
             .with(Element::text_node("OrigTranDate", yyyymmdd(orig_tran_date)));
         match self.call("8003", seq_no, tran_date, body).await {
-            Call::NotSent(reason) | Call::Unknown(reason) => CoreReversalOutcome::Unknown { reason },
+            Call::NotSent(reason) | Call::Unknown(reason) => {
+                CoreReversalOutcome::Unknown { reason }
+            }
             Call::Answered { head, .. } => match head.ret_code.as_str() {
                 "000000" | "E20001" | "E20002" => CoreReversalOutcome::Reversed {
                     core_seq_no: Some(head.core_seq_no).filter(|s| !s.is_empty()),
                     core_date: head.core_date,
                     ret_code: head.ret_code,
                 },
-                "E99999" => CoreReversalOutcome::Unknown { reason: format!("E99999 {}", head.ret_msg) },
-                _ => CoreReversalOutcome::Refused { ret_code: head.ret_code, ret_msg: head.ret_msg },
+                "E99999" => CoreReversalOutcome::Unknown {
+                    reason: format!("E99999 {}", head.ret_msg),
+                },
+                _ => CoreReversalOutcome::Refused {
+                    ret_code: head.ret_code,
+                    ret_msg: head.ret_msg,
+                },
             },
         }
     }
@@ -270,12 +320,17 @@ impl CoreClient {
                 }
                 match body.child_text("TxStatus").unwrap_or_default() {
                     "S" => CoreStatusOutcome::Posted {
-                        core_seq_no: body.child_text("OrigCoreSeqNo").unwrap_or_default().to_string(),
+                        core_seq_no: body
+                            .child_text("OrigCoreSeqNo")
+                            .unwrap_or_default()
+                            .to_string(),
                         core_date: body.child_text("OrigCoreDate").and_then(parse_yyyymmdd),
                     },
                     "R" => CoreStatusOutcome::Reversed,
                     "N" => CoreStatusOutcome::NotFound,
-                    other => CoreStatusOutcome::Unknown { reason: format!("8004 TxStatus {other:?}") },
+                    other => CoreStatusOutcome::Unknown {
+                        reason: format!("8004 TxStatus {other:?}"),
+                    },
                 }
             }
         }
@@ -291,8 +346,10 @@ impl CoreClient {
                     return Err(format!("{} {}", head.ret_code, head.ret_msg));
                 }
                 let text = |n: &str| body.child_text(n).unwrap_or_default().to_string();
-                let balance = Money::parse_signed_yuan(&text("Balance")).map_err(|e| e.to_string())?;
-                let available = Money::parse_signed_yuan(&text("AvailBal")).map_err(|e| e.to_string())?;
+                let balance =
+                    Money::parse_signed_yuan(&text("Balance")).map_err(|e| e.to_string())?;
+                let available =
+                    Money::parse_signed_yuan(&text("AvailBal")).map_err(|e| e.to_string())?;
                 Ok(AccountInfo {
                     name: text("AcctName"),
                     class: text("AcctClass"),

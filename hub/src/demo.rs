@@ -14,8 +14,12 @@ use std::time::{Duration, Instant};
 use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
 use codecs::clock::{yyyymmdd, Clock, ManualClock, SharedClock, SystemClock};
 use codecs::Money;
-use fixtures::core_sim::{self, AccountFixture, AcctClass, AcctStatus, CoreFault, CoreSimConfig, FaultRule};
-use fixtures::power_sim::{self, ArrearsItem, PowerCustomer, PowerFault, PowerFaultRule, PowerSimConfig};
+use fixtures::core_sim::{
+    self, AccountFixture, AcctClass, AcctStatus, CoreFault, CoreSimConfig, FaultRule,
+};
+use fixtures::power_sim::{
+    self, ArrearsItem, PowerCustomer, PowerFault, PowerFaultRule, PowerSimConfig,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -85,8 +89,13 @@ impl Scenario {
     /// The final hub state the scenario must end in.
     fn expected_state(self) -> &'static str {
         match self {
-            Scenario::Normal | Scenario::Prepay | Scenario::Duplicate | Scenario::OmittedFromPartnerFile => "SUCCEEDED",
-            Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreSystemError => "CORE_FAILED",
+            Scenario::Normal
+            | Scenario::Prepay
+            | Scenario::Duplicate
+            | Scenario::OmittedFromPartnerFile => "SUCCEEDED",
+            Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreSystemError => {
+                "CORE_FAILED"
+            }
             _ => "REVERSED",
         }
     }
@@ -132,7 +141,8 @@ pub struct DemoSummary {
 
 impl DemoSummary {
     pub fn unexplained_total(&self) -> usize {
-        self.partners.iter().map(|p| p.unexplained).sum::<usize>() + self.scenario_mismatches.len()
+        self.partners.iter().map(|p| p.unexplained).sum::<usize>()
+            + self.scenario_mismatches.len()
             + usize::from(!self.ledger_balanced)
     }
 }
@@ -151,8 +161,12 @@ fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> NaiveDateTime {
 }
 
 fn customer_accounts(rng: &mut StdRng, count: usize) -> Vec<AccountFixture> {
-    const SURNAMES: &[&str] = &["李", "王", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "谭", "曹", "邓"];
-    const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "湘", "郴"];
+    const SURNAMES: &[&str] = &[
+        "李", "王", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "谭", "曹", "邓",
+    ];
+    const GIVEN: &[&str] = &[
+        "伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "湘", "郴",
+    ];
     (0..count)
         .map(|i| AccountFixture {
             acct_no: format!("62309010{:011}", i + 1),
@@ -222,21 +236,32 @@ fn plan(
         };
         let needs_own_account = matches!(
             scenario,
-            Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreTimeout | Scenario::CoreSystemError
+            Scenario::InsufficientBalance
+                | Scenario::FrozenAccount
+                | Scenario::CoreTimeout
+                | Scenario::CoreSystemError
         );
         let payer = if needs_own_account && spare_account > ordinary_accounts {
             spare_account -= 1;
             let account = &mut accounts[spare_account];
             match scenario {
-                Scenario::InsufficientBalance => account.balance = Money::from_fen(rng.gen_range(0..500)),
+                Scenario::InsufficientBalance => {
+                    account.balance = Money::from_fen(rng.gen_range(0..500))
+                }
                 Scenario::FrozenAccount => {
-                    account.status = if rng.gen_bool(0.5) { AcctStatus::F } else { AcctStatus::S }
+                    account.status = if rng.gen_bool(0.5) {
+                        AcctStatus::F
+                    } else {
+                        AcctStatus::S
+                    }
                 }
                 _ => {}
             }
             account.acct_no.clone()
         } else {
-            accounts[rng.gen_range(0..ordinary_accounts.max(1))].acct_no.clone()
+            accounts[rng.gen_range(0..ordinary_accounts.max(1))]
+                .acct_no
+                .clone()
         };
         let customer = if scenario == Scenario::UnknownCustomer {
             format!("99{:014}", i)
@@ -247,9 +272,23 @@ fn plan(
             next_customer += 1;
             c
         };
-        let channel = if scenario == Scenario::CounterReversal { "01" } else { channels[rng.gen_range(0..channels.len())] };
-        let extra_fen = if scenario == Scenario::Prepay { rng.gen_range(1..20_000) } else { 0 };
-        plans.push(Planned { scenario, channel, customer, payer, extra_fen });
+        let channel = if scenario == Scenario::CounterReversal {
+            "01"
+        } else {
+            channels[rng.gen_range(0..channels.len())]
+        };
+        let extra_fen = if scenario == Scenario::Prepay {
+            rng.gen_range(1..20_000)
+        } else {
+            0
+        };
+        plans.push(Planned {
+            scenario,
+            channel,
+            customer,
+            payer,
+            extra_fen,
+        });
     }
     plans
 }
@@ -268,16 +307,34 @@ impl Driver {
             "payee": "CDGJ", "instance": BANK_CODE, "customer_no": p.customer, "channel": p.channel,
             "branch_no": "000101", "teller_no": format!("T{:05}", serial % 100_000),
         });
-        Ok(self.http.post(format!("{}/api/v1/bills/query", self.base)).json(&body).send().await?.json().await?)
+        Ok(self
+            .http
+            .post(format!("{}/api/v1/bills/query", self.base))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
-    async fn pay(&self, p: &Planned, serial: &str, amount_fen: i64, total_due_fen: i64) -> Result<ChannelAnswer, DemoError> {
+    async fn pay(
+        &self,
+        p: &Planned,
+        serial: &str,
+        amount_fen: i64,
+        total_due_fen: i64,
+    ) -> Result<ChannelAnswer, DemoError> {
         let body = json!({
             "channel": p.channel, "channel_date": self.date, "channel_serial": serial,
             "payee": "CDGJ", "instance": BANK_CODE, "customer_no": p.customer, "payer_account": p.payer,
             "amount_fen": amount_fen, "total_due_fen": total_due_fen, "branch_no": "000101", "teller_no": "MB0001",
         });
-        let response = self.http.post(format!("{}/api/v1/payments", self.base)).json(&body).send().await?;
+        let response = self
+            .http
+            .post(format!("{}/api/v1/payments", self.base))
+            .json(&body)
+            .send()
+            .await?;
         Ok(response.json().await?)
     }
 
@@ -298,7 +355,11 @@ impl Driver {
         match p.scenario {
             Scenario::StaleArrears => self.power.add_arrears(
                 &p.customer,
-                ArrearsItem { period: "202612".into(), amount: Money::from_fen(4_321), penalty: Money::ZERO },
+                ArrearsItem {
+                    period: "202612".into(),
+                    amount: Money::from_fen(4_321),
+                    penalty: Money::ZERO,
+                },
             ),
             Scenario::PartnerTimeout => self.arm_power(p, PowerFault::AnswerLate(LATE_BY)),
             Scenario::PartnerBusy => self.arm_power(p, PowerFault::BusyAfterProcessing),
@@ -318,18 +379,34 @@ impl Driver {
             }),
             _ => {}
         }
-        let answer = self.pay(p, &channel_serial, amount_fen, total_due_fen).await?;
+        let answer = self
+            .pay(p, &channel_serial, amount_fen, total_due_fen)
+            .await?;
         let mut duplicates = 0;
         if p.scenario == Scenario::Duplicate {
-            let again = self.pay(p, &channel_serial, amount_fen, total_due_fen).await?;
+            let again = self
+                .pay(p, &channel_serial, amount_fen, total_due_fen)
+                .await?;
             duplicates += 1;
             if again != answer {
-                return Err(DemoError::Setup(format!("duplicate {channel_serial} got a different answer")));
+                return Err(DemoError::Setup(format!(
+                    "duplicate {channel_serial} got a different answer"
+                )));
             }
         }
         if p.scenario == Scenario::CounterReversal && answer.status == "SUCCEEDED" {
-            let url = format!("{}/api/v1/payments/{}/{}/{}/reversal", self.base, p.channel, self.date, channel_serial);
-            let _: serde_json::Value = self.http.post(url).json(&json!({"reason": "客户申请冲正"})).send().await?.json().await?;
+            let url = format!(
+                "{}/api/v1/payments/{}/{}/{}/reversal",
+                self.base, p.channel, self.date, channel_serial
+            );
+            let _: serde_json::Value = self
+                .http
+                .post(url)
+                .json(&json!({"reason": "客户申请冲正"}))
+                .send()
+                .await?
+                .json()
+                .await?;
         }
         if p.scenario == Scenario::OmittedFromPartnerFile && answer.status == "SUCCEEDED" {
             if let Some(date) = codecs::clock::parse_yyyymmdd(&self.date) {
@@ -340,7 +417,12 @@ impl Driver {
     }
 
     fn arm_power(&self, p: &Planned, fault: PowerFault) {
-        self.power.arm(PowerFaultRule { tx_code: "1002".into(), customer_no: Some(p.customer.clone()), fault, times: 1 });
+        self.power.arm(PowerFaultRule {
+            tx_code: "1002".into(),
+            customer_no: Some(p.customer.clone()),
+            fault,
+            times: 1,
+        });
     }
 }
 
@@ -368,12 +450,16 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     accounts.push(internal(SUSPENSE, "代收电费过渡户"));
     accounts.push(internal(SETTLEMENT, "郴电国际结算户"));
     let core = core_sim::start(
-        CoreSimConfig { accounts, ..CoreSimConfig::default() },
+        CoreSimConfig {
+            accounts,
+            ..CoreSimConfig::default()
+        },
         clock.clone(),
     )
     .await?;
     let opening_total = core.total_balance();
-    let mac_key = codecs::mac::parse_key_hex(MAC_KEY_HEX).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let mac_key =
+        codecs::mac::parse_key_hex(MAC_KEY_HEX).map_err(|e| DemoError::Setup(e.to_string()))?;
     let power = power_sim::start(
         PowerSimConfig {
             bank_code: BANK_CODE.into(),
@@ -388,7 +474,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let config = demo_config(&out, core.addr.port(), power.addr.port())?;
     let hub = crate::app::start(&config, clock.clone()).await?;
     let driver = Arc::new(Driver {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
         base: format!("http://{}", hub.addr),
         date: yyyymmdd(date),
         power: power.clone(),
@@ -399,7 +487,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     // (CoreDate D+1) but before the power company's 23:30 day-end (AcctDate D).
     let day_start = at(date, 8, 0, 0);
     let day_span_ms = (at(date, 23, 20, 0) - day_start).num_milliseconds();
-    let bar = if options.progress { ProgressBar::new(plans.len() as u64) } else { ProgressBar::hidden() };
+    let bar = if options.progress {
+        ProgressBar::new(plans.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} 笔")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -428,7 +520,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
                     duplicates_sent += dups;
                 }
                 Ok((_, Ok((None, dups)))) => duplicates_sent += dups,
-                Ok((index, Err(e))) => return Err(DemoError::Setup(format!("payment {index}: {e}"))),
+                Ok((index, Err(e))) => {
+                    return Err(DemoError::Setup(format!("payment {index}: {e}")))
+                }
                 Err(e) => return Err(DemoError::Setup(format!("driver task: {e}"))),
             }
         }
@@ -443,10 +537,15 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let resolve_deadline = Instant::now() + Duration::from_secs(120);
     while hub.engine.journal().pending_count().await? > 0 && Instant::now() < resolve_deadline {
         manual.advance(chrono::Duration::minutes(1));
-        hub.engine.resolve_due(256).await.map_err(|e| DemoError::Setup(e.to_string()))?;
+        hub.engine
+            .resolve_due(256)
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let next_day = date.checked_add_days(Days::new(1)).ok_or_else(|| DemoError::Setup("date overflow".into()))?;
+    let next_day = date
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| DemoError::Setup("date overflow".into()))?;
     // T+1: the core's file by 01:00, the power company's by 06:00.
     manual.advance_to(at(next_day, 1, 0, 0));
     core.write_daily_file(date, &files)?;
@@ -465,24 +564,44 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         let run = crate::recon_job::run(&hub.engine, link, date, &files, &reports).await?;
         // D+1 has no traffic of its own, but its core file carries the postings made after the
         // core's 23:00 switch on D: D+1's run matches and settles what D left awaiting the core.
-        let day_after = next_day.checked_add_days(Days::new(1)).ok_or_else(|| DemoError::Setup("date overflow".into()))?;
+        let day_after = next_day
+            .checked_add_days(Days::new(1))
+            .ok_or_else(|| DemoError::Setup("date overflow".into()))?;
         manual.advance_to(at(day_after, 1, 0, 0));
         core.write_daily_file(next_day, &files)?;
         manual.advance_to(at(day_after, 6, 0, 0));
         power.write_daily_file(next_day, &files)?;
         manual.advance_to(at(day_after, 9, 0, 0));
-        let counts: BTreeMap<String, usize> =
-            run.result.difference_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let counts: BTreeMap<String, usize> = run
+            .result
+            .difference_counts()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let explained = run
             .result
             .differences
             .iter()
-            .filter(|d| d.kind == reconciliation::DifferenceKind::HubSuccessMissingAtPartner && omitted.contains(&d.hub_serial))
+            .filter(|d| {
+                d.kind == reconciliation::DifferenceKind::HubSuccessMissingAtPartner
+                    && omitted.contains(&d.hub_serial)
+            })
             .count();
         let next = crate::recon_job::run(&hub.engine, link, next_day, &files, &reports).await?;
-        let carried_matched = next.result.matched.iter().filter(|m| m.carried_from.is_some()).count();
+        let carried_matched = next
+            .result
+            .matched
+            .iter()
+            .filter(|m| m.carried_from.is_some())
+            .count();
         let states = hub.engine.journal().count_by_state().await?;
-        let count = |names: &[&str]| states.iter().filter(|(s, _)| names.contains(&s.as_str())).map(|(_, n)| n).sum::<i64>();
+        let count = |names: &[&str]| {
+            states
+                .iter()
+                .filter(|(s, _)| names.contains(&s.as_str()))
+                .map(|(_, n)| n)
+                .sum::<i64>()
+        };
         partners.push(PartnerSummary {
             payee: link.adapter.payee().to_string(),
             instance: link.adapter.instance().to_string(),
@@ -490,7 +609,14 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             payments_succeeded: count(&["SUCCEEDED"]),
             payments_reversed: count(&["REVERSED"]),
             payments_failed: count(&["CORE_FAILED"]),
-            payments_in_doubt: count(&["ACCEPTED", "CORE_DEBITED", "CORE_UNKNOWN", "PARTNER_UNKNOWN", "PARTNER_FAILED", "REVERSAL_REQUESTED"]),
+            payments_in_doubt: count(&[
+                "ACCEPTED",
+                "CORE_DEBITED",
+                "CORE_UNKNOWN",
+                "PARTNER_UNKNOWN",
+                "PARTNER_FAILED",
+                "REVERSAL_REQUESTED",
+            ]),
             matched: run.result.matched.len(),
             awaiting_core: run.result.awaiting_core.len(),
             differences: counts,
@@ -510,15 +636,31 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let mut scenarios: BTreeMap<String, usize> = BTreeMap::new();
     for (index, serial) in &serials {
         let p = &plans[*index];
-        let name = serde_json::to_value(p.scenario).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let name = serde_json::to_value(p.scenario)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         *scenarios.entry(name.clone()).or_default() += 1;
-        let state = hub.engine.journal().get(serial).await?.map(|r| r.state.as_str()).unwrap_or("MISSING");
+        let state = hub
+            .engine
+            .journal()
+            .get(serial)
+            .await?
+            .map(|r| r.state.as_str())
+            .unwrap_or("MISSING");
         if state != p.scenario.expected_state() {
-            scenario_mismatches.push(format!("{serial} {name}: {state}, expected {}", p.scenario.expected_state()));
+            scenario_mismatches.push(format!(
+                "{serial} {name}: {state}, expected {}",
+                p.scenario.expected_state()
+            ));
         }
     }
     let ledger_balanced = core.total_balance() == opening_total;
-    let payments_per_second = if traffic_seconds > 0.0 { plans.len() as f64 / traffic_seconds } else { 0.0 };
+    let payments_per_second = if traffic_seconds > 0.0 {
+        plans.len() as f64 / traffic_seconds
+    } else {
+        0.0
+    };
     let summary = DemoSummary {
         business_date: yyyymmdd(date),
         payments_driven: plans.len(),
@@ -531,7 +673,10 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         partners,
     };
     let summary_path = out.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_vec_pretty(&summary).unwrap_or_default())?;
+    std::fs::write(
+        &summary_path,
+        serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+    )?;
     print_summary(&summary, &summary_path);
     hub.stop().await;
     core.shutdown();
@@ -539,7 +684,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     Ok(summary)
 }
 
-fn demo_config(out: &std::path::Path, core_port: u16, power_port: u16) -> Result<HubConfig, DemoError> {
+fn demo_config(
+    out: &std::path::Path,
+    core_port: u16,
+    power_port: u16,
+) -> Result<HubConfig, DemoError> {
     let chendian = adapters::chendian::ChendianConfig::from_toml(&format!(
         "bank_code = \"{BANK_CODE}\"\nhost = \"127.0.0.1\"\nport = {power_port}\nmac_key_hex = \"{MAC_KEY_HEX}\"\n\
          suspense_account = \"{SUSPENSE}\"\nsettlement_account = \"{SETTLEMENT}\"\n\
@@ -555,7 +704,12 @@ fn demo_config(out: &std::path::Path, core_port: u16, power_port: u16) -> Result
             resolver_interval_ms: 50,
         },
         // Backoff runs on the compressed clock: 30 simulated seconds doubling to 10 minutes.
-        engine: EngineConfig { node: 1, backoff_initial_ms: 30_000, backoff_max_ms: 600_000 },
+        engine: EngineConfig {
+            node: 1,
+            backoff_initial_ms: 30_000,
+            backoff_max_ms: 600_000,
+            repeat_wait_ms: 5_000,
+        },
         core: CoreConfig {
             host: "127.0.0.1".into(),
             port: core_port,
@@ -570,10 +724,16 @@ fn demo_config(out: &std::path::Path, core_port: u16, power_port: u16) -> Result
 
 fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
     println!();
-    println!("中间业务平台 演示营业日 {} (hub demo)", summary.business_date);
+    println!(
+        "中间业务平台 演示营业日 {} (hub demo)",
+        summary.business_date
+    );
     println!(
         "  渠道交易 {} 笔（另重复提交 {} 笔），耗时 {:.1} 秒，{:.0} 笔/秒",
-        summary.payments_driven, summary.duplicates_sent, summary.traffic_seconds, summary.payments_per_second
+        summary.payments_driven,
+        summary.duplicates_sent,
+        summary.traffic_seconds,
+        summary.payments_per_second
     );
     for (name, n) in &summary.scenarios {
         println!("    {name:<28} {n:>5}");
@@ -584,11 +744,17 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
             "    成功 succeeded {}  已冲正 reversed {}  失败 failed {}  未决 in doubt {}",
             p.payments_succeeded, p.payments_reversed, p.payments_failed, p.payments_in_doubt
         );
-        println!("    对平 matched {}  待次日核心文件 awaiting core {}", p.matched, p.awaiting_core);
+        println!(
+            "    对平 matched {}  待次日核心文件 awaiting core {}",
+            p.matched, p.awaiting_core
+        );
         for (kind, n) in &p.differences {
             println!("    差错 {kind}: {n}");
         }
-        println!("    已解释 explained {}  未解释 unexplained {}", p.explained, p.unexplained);
+        println!(
+            "    已解释 explained {}  未解释 unexplained {}",
+            p.explained, p.unexplained
+        );
         println!(
             "    结算 settlement {} 元 ({})",
             Money::from_fen(p.settlement_fen).to_yuan(),
@@ -602,11 +768,17 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
         println!("    报告 report {}", p.report_html);
     }
     if !summary.scenario_mismatches.is_empty() {
-        println!("  场景结果不符 scenario mismatches: {}", summary.scenario_mismatches.len());
+        println!(
+            "  场景结果不符 scenario mismatches: {}",
+            summary.scenario_mismatches.len()
+        );
         for m in summary.scenario_mismatches.iter().take(10) {
             println!("    {m}");
         }
     }
-    println!("  核心账务平衡 ledger balanced: {}", summary.ledger_balanced);
+    println!(
+        "  核心账务平衡 ledger balanced: {}",
+        summary.ledger_balanced
+    );
     println!("  summary: {}", path.display());
 }

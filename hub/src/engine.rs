@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 use sm3::{Digest, Sm3};
 use tokio::sync::Notify;
 
-use crate::core_client::{
-    CoreClient, CoreReversalOutcome, CoreStatusOutcome, TransferOutcome,
-};
+use crate::core_client::{CoreClient, CoreReversalOutcome, CoreStatusOutcome, TransferOutcome};
 use crate::errors::ErrorCode;
 use crate::journal::{Change, Inserted, Journal, JournalError, NewPayment, PaymentRow};
 use crate::mask::mask_digits;
@@ -48,6 +46,14 @@ pub struct EngineConfig {
     pub backoff_initial_ms: i64,
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: i64,
+    /// How long a repeat of an in-flight request waits for the first answer before it is told
+    /// IN_DOUBT: longer than one core call plus one partner call.
+    #[serde(default = "default_repeat_wait_ms")]
+    pub repeat_wait_ms: u64,
+}
+
+fn default_repeat_wait_ms() -> u64 {
+    30_000
 }
 
 fn default_backoff_initial_ms() -> i64 {
@@ -63,6 +69,7 @@ impl Default for EngineConfig {
             node: 0,
             backoff_initial_ms: default_backoff_initial_ms(),
             backoff_max_ms: default_backoff_max_ms(),
+            repeat_wait_ms: default_repeat_wait_ms(),
         }
     }
 }
@@ -116,7 +123,10 @@ pub enum EngineError {
 
 impl EngineError {
     fn bad(detail: impl Into<String>) -> EngineError {
-        EngineError::Refused { code: ErrorCode::BadRequest, detail: detail.into() }
+        EngineError::Refused {
+            code: ErrorCode::BadRequest,
+            detail: detail.into(),
+        }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -174,7 +184,15 @@ impl Engine {
     ) -> Arc<Engine> {
         let partners = partners
             .into_iter()
-            .map(|p| ((p.adapter.payee().to_string(), p.adapter.instance().to_string()), p))
+            .map(|p| {
+                (
+                    (
+                        p.adapter.payee().to_string(),
+                        p.adapter.instance().to_string(),
+                    ),
+                    p,
+                )
+            })
             .collect();
         Arc::new(Engine {
             journal,
@@ -204,7 +222,8 @@ impl Engine {
     }
 
     pub fn partner(&self, payee: &str, instance: &str) -> Option<&PartnerLink> {
-        self.partners.get(&(payee.to_string(), instance.to_string()))
+        self.partners
+            .get(&(payee.to_string(), instance.to_string()))
     }
 
     /// Waits until some payment was left with a pending action (for the resolver).
@@ -217,7 +236,10 @@ impl Engine {
         if !set.insert(serial.to_string()) {
             return None;
         }
-        Some(FlightGuard { engine: self, serial: serial.to_string() })
+        Some(FlightGuard {
+            engine: self,
+            serial: serial.to_string(),
+        })
     }
 
     fn context(&self, row: &PaymentRow, bank_serial: String, tx_date: NaiveDate) -> RequestContext {
@@ -259,7 +281,10 @@ impl Engine {
         })?;
         let channel = Channel::from_code(channel).ok_or_else(|| EngineError::bad("channel"))?;
         let now = self.clock.now();
-        let serial = self.journal.next_serial(self.config.node, now.date()).await?;
+        let serial = self
+            .journal
+            .next_serial(self.config.node, now.date())
+            .await?;
         let ctx = RequestContext {
             channel,
             branch_no: branch_no.to_string(),
@@ -268,10 +293,13 @@ impl Engine {
             tx_time: now.time(),
             bank_serial: serial,
         };
-        link.adapter.query(&ctx, customer_no).await.map_err(|e| EngineError::Refused {
-            code: ErrorCode::PartnerUnavailable,
-            detail: e.to_string(),
-        })
+        link.adapter
+            .query(&ctx, customer_no)
+            .await
+            .map_err(|e| EngineError::Refused {
+                code: ErrorCode::PartnerUnavailable,
+                detail: e.to_string(),
+            })
     }
 
     fn validate(&self, req: &PayRequest) -> Result<(), EngineError> {
@@ -282,12 +310,19 @@ impl Engine {
             return Err(EngineError::bad("channel_date must be YYYYMMDD"));
         }
         if req.channel_serial.len() > 32 || !is_ascii_alnum(&req.channel_serial) {
-            return Err(EngineError::bad("channel_serial must be 1..32 letters or digits"));
+            return Err(EngineError::bad(
+                "channel_serial must be 1..32 letters or digits",
+            ));
         }
         if req.customer_no.len() > 16 || !is_ascii_alnum(&req.customer_no) {
-            return Err(EngineError::bad("customer_no must be 1..16 letters or digits"));
+            return Err(EngineError::bad(
+                "customer_no must be 1..16 letters or digits",
+            ));
         }
-        if req.payer_account.len() > 32 || !req.payer_account.bytes().all(|b| b.is_ascii_digit()) || req.payer_account.is_empty() {
+        if req.payer_account.len() > 32
+            || !req.payer_account.bytes().all(|b| b.is_ascii_digit())
+            || req.payer_account.is_empty()
+        {
             return Err(EngineError::bad("payer_account must be 1..32 digits"));
         }
         if req.amount_fen <= 0 || req.amount_fen > Money::MAX_FEN {
@@ -334,7 +369,10 @@ impl Engine {
         self.validate(req)?;
         let hash = Self::request_hash(req);
         let now = self.clock.now();
-        let serial = self.journal.next_serial(self.config.node, now.date()).await?;
+        let serial = self
+            .journal
+            .next_serial(self.config.node, now.date())
+            .await?;
         let new = NewPayment {
             hub_serial: serial.clone(),
             channel: req.channel.clone(),
@@ -358,25 +396,46 @@ impl Engine {
                 if first.request_hash != hash {
                     return Err(EngineError::Refused {
                         code: ErrorCode::DuplicateMismatch,
-                        detail: format!("channel serial {} was used for another payment", req.channel_serial),
+                        detail: format!(
+                            "channel serial {} was used for another payment",
+                            req.channel_serial
+                        ),
                     });
                 }
                 tracing::info!(hub_serial = %first.hub_serial, "Repeated channel serial: first answer returned.");
-                return Ok(match first.first_answer.as_deref().map(serde_json::from_str::<ChannelAnswer>) {
-                    Some(Ok(answer)) => answer,
-                    // The first request is still being worked on.
-                    _ => in_doubt(&first),
-                });
+                return self.first_answer(*first).await;
             }
             Inserted::New => {}
         }
         let Some(_guard) = self.claim(&serial) else {
-            return Err(EngineError::Refused { code: ErrorCode::Internal, detail: "serial in use".into() });
+            return Err(EngineError::Refused {
+                code: ErrorCode::Internal,
+                detail: "serial in use".into(),
+            });
         };
         let answer = self.run_payment(&serial).await?;
         let text = serde_json::to_string(&answer).unwrap_or_default();
         self.journal.set_first_answer(&serial, &text).await?;
         Ok(answer)
+    }
+
+    /// The answer the first request with this channel key got. When that request is still in
+    /// flight, waits (bounded) for it, so that a concurrent repeat gets the same answer.
+    async fn first_answer(&self, first: PaymentRow) -> Result<ChannelAnswer, EngineError> {
+        let wait = tokio::time::Duration::from_millis(self.config.repeat_wait_ms);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut row = first;
+        loop {
+            let stored = row.first_answer.as_deref().map(serde_json::from_str::<ChannelAnswer>);
+            if let Some(Ok(answer)) = stored {
+                return Ok(answer);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(in_doubt(&row));
+            }
+            tokio::time::sleep(tokio::time::Duration::from_millis(20)).await;
+            row = self.load(&row.hub_serial).await?;
+        }
     }
 
     async fn load(&self, serial: &str) -> Result<PaymentRow, EngineError> {
@@ -388,10 +447,12 @@ impl Engine {
 
     async fn run_payment(&self, serial: &str) -> Result<ChannelAnswer, EngineError> {
         let row = self.load(serial).await?;
-        let link = self.partner(&row.payee, &row.instance).ok_or(EngineError::Refused {
-            code: ErrorCode::UnknownPayee,
-            detail: row.payee.clone(),
-        })?;
+        let link = self
+            .partner(&row.payee, &row.instance)
+            .ok_or(EngineError::Refused {
+                code: ErrorCode::UnknownPayee,
+                detail: row.payee.clone(),
+            })?;
         if let Some(answer) = self.debit(&row, link).await? {
             return Ok(answer);
         }
@@ -401,7 +462,11 @@ impl Engine {
 
     /// Step 1: the core 8002 from the payer to the suspense account. `Some(answer)` when the flow
     /// ends here (refused or in doubt).
-    async fn debit(&self, row: &PaymentRow, link: &PartnerLink) -> Result<Option<ChannelAnswer>, EngineError> {
+    async fn debit(
+        &self,
+        row: &PaymentRow,
+        link: &PartnerLink,
+    ) -> Result<Option<ChannelAnswer>, EngineError> {
         let summary = format!("{}{}", link.summary_prefix, row.customer_no);
         let outcome = self
             .core
@@ -417,7 +482,10 @@ impl Engine {
             .await;
         let now = self.clock.now();
         match outcome {
-            TransferOutcome::Posted { core_seq_no, core_date } => {
+            TransferOutcome::Posted {
+                core_seq_no,
+                core_date,
+            } => {
                 let change = Change {
                     state: Some(PaymentState::CoreDebited),
                     core_seq_no: Some(core_seq_no),
@@ -426,11 +494,21 @@ impl Engine {
                     ..Change::default()
                 };
                 self.journal
-                    .transition(&row.hub_serial, PaymentState::Accepted, NextAction::None, &change, now)
+                    .transition(
+                        &row.hub_serial,
+                        PaymentState::Accepted,
+                        NextAction::None,
+                        &change,
+                        now,
+                    )
                     .await?;
                 Ok(None)
             }
-            TransferOutcome::Refused { ret_code, ret_msg, err_side } => {
+            TransferOutcome::Refused {
+                ret_code,
+                ret_msg,
+                err_side,
+            } => {
                 let change = Change {
                     state: Some(PaymentState::CoreFailed),
                     last_error: Some(format!("{ret_code} {ret_msg} {err_side}")),
@@ -438,7 +516,13 @@ impl Engine {
                     ..Change::default()
                 };
                 self.journal
-                    .transition(&row.hub_serial, PaymentState::Accepted, NextAction::None, &change, now)
+                    .transition(
+                        &row.hub_serial,
+                        PaymentState::Accepted,
+                        NextAction::None,
+                        &change,
+                        now,
+                    )
                     .await?;
                 let code = ErrorCode::from_core(&ret_code);
                 Ok(Some(failed(row, code, None)))
@@ -454,7 +538,13 @@ impl Engine {
                     ..Change::default()
                 };
                 self.journal
-                    .transition(&row.hub_serial, PaymentState::Accepted, NextAction::None, &change, now)
+                    .transition(
+                        &row.hub_serial,
+                        PaymentState::Accepted,
+                        NextAction::None,
+                        &change,
+                        now,
+                    )
                     .await?;
                 self.wake.notify_one();
                 Ok(Some(in_doubt(row)))
@@ -464,7 +554,11 @@ impl Engine {
 
     /// Step 2: the partner's write-off (1002). Never re-sent: an unknown outcome is resolved by
     /// the partner's reversal (1003) and status query (1004).
-    async fn write_off(&self, row: &PaymentRow, link: &PartnerLink) -> Result<ChannelAnswer, EngineError> {
+    async fn write_off(
+        &self,
+        row: &PaymentRow,
+        link: &PartnerLink,
+    ) -> Result<ChannelAnswer, EngineError> {
         let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
         let order = PayOrder {
             customer_no: row.customer_no.clone(),
@@ -475,7 +569,11 @@ impl Engine {
         let outcome = link.adapter.pay(&ctx, &order).await;
         let now = self.clock.now();
         match outcome {
-            PayOutcome::Paid { partner_serial, acct_date, prepaid } => {
+            PayOutcome::Paid {
+                partner_serial,
+                acct_date,
+                prepaid,
+            } => {
                 let change = Change {
                     state: Some(PaymentState::Succeeded),
                     partner_serial: Some(partner_serial.clone()),
@@ -485,7 +583,13 @@ impl Engine {
                     ..Change::default()
                 };
                 self.journal
-                    .transition(&row.hub_serial, PaymentState::CoreDebited, NextAction::None, &change, now)
+                    .transition(
+                        &row.hub_serial,
+                        PaymentState::CoreDebited,
+                        NextAction::None,
+                        &change,
+                        now,
+                    )
                     .await?;
                 Ok(ChannelAnswer {
                     status: "SUCCEEDED".into(),
@@ -511,11 +615,21 @@ impl Engine {
                     ..Change::default()
                 };
                 self.journal
-                    .transition(&row.hub_serial, PaymentState::CoreDebited, NextAction::None, &change, now)
+                    .transition(
+                        &row.hub_serial,
+                        PaymentState::CoreDebited,
+                        NextAction::None,
+                        &change,
+                        now,
+                    )
                     .await?;
                 // The money goes back now if the core answers; otherwise the resolver retries.
                 self.drive_claimed(&row.hub_serial).await?;
-                Ok(failed(row, ErrorCode::from_partner(&reply.code), Some(reply.code)))
+                Ok(failed(
+                    row,
+                    ErrorCode::from_partner(&reply.code),
+                    Some(reply.code),
+                ))
             }
             PayOutcome::Unknown { reason } => {
                 tracing::warn!(hub_serial = %row.hub_serial, reason = %reason, "Write-off outcome unknown; sending 1003.");
@@ -529,7 +643,13 @@ impl Engine {
                     ..Change::default()
                 };
                 self.journal
-                    .transition(&row.hub_serial, PaymentState::CoreDebited, NextAction::None, &change, now)
+                    .transition(
+                        &row.hub_serial,
+                        PaymentState::CoreDebited,
+                        NextAction::None,
+                        &change,
+                        now,
+                    )
                     .await?;
                 self.wake.notify_one();
                 Ok(in_doubt(row))
@@ -538,7 +658,11 @@ impl Engine {
     }
 
     /// 冲正 of a completed counter payment on the channel's request (same accounting date).
-    pub async fn request_reversal(&self, serial: &str, reason: &str) -> Result<ChannelAnswer, EngineError> {
+    pub async fn request_reversal(
+        &self,
+        serial: &str,
+        reason: &str,
+    ) -> Result<ChannelAnswer, EngineError> {
         let row = self.load(serial).await?;
         let not_allowed = |detail: &str| EngineError::Refused {
             code: ErrorCode::ReversalNotAllowed,
@@ -567,7 +691,13 @@ impl Engine {
         };
         if !self
             .journal
-            .transition(serial, PaymentState::Succeeded, NextAction::None, &change, now)
+            .transition(
+                serial,
+                PaymentState::Succeeded,
+                NextAction::None,
+                &change,
+                now,
+            )
             .await?
         {
             return Ok(in_doubt(&row));
@@ -626,7 +756,13 @@ impl Engine {
     async fn apply(&self, row: &PaymentRow, change: Change) -> Result<Step, EngineError> {
         let moved = self
             .journal
-            .transition(&row.hub_serial, row.state, row.next_action, &change, self.clock.now())
+            .transition(
+                &row.hub_serial,
+                row.state,
+                row.next_action,
+                &change,
+                self.clock.now(),
+            )
             .await?;
         Ok(if moved { Step::Continue } else { Step::Stop })
     }
@@ -644,41 +780,57 @@ impl Engine {
     async fn step_core_status(&self, row: &PaymentRow) -> Result<Step, EngineError> {
         let today = self.clock.today();
         let query_seq = format!("{}Q{}", row.hub_serial, row.attempts);
-        match self.core.status(&query_seq, today, &row.hub_serial, row.tx_date).await {
+        match self
+            .core
+            .status(&query_seq, today, &row.hub_serial, row.tx_date)
+            .await
+        {
             // Posted: the channel was already told the outcome is unknown, so the debit is
             // reversed (DESIGN.md: channel flows of 01 reverse).
-            CoreStatusOutcome::Posted { core_seq_no, core_date } => {
-                self.apply(row, Change {
-                    next_action: Some(NextAction::CoreReversal),
-                    next_attempt_at: Some(Some(self.clock.now())),
-                    reset_attempts: true,
-                    core_seq_no: Some(core_seq_no).filter(|s| !s.is_empty()),
-                    core_date,
-                    reversal_reason: Some("core posted after the channel was answered".into()),
-                    note: "8004: S".into(),
-                    ..Change::default()
-                })
+            CoreStatusOutcome::Posted {
+                core_seq_no,
+                core_date,
+            } => {
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::CoreReversal),
+                        next_attempt_at: Some(Some(self.clock.now())),
+                        reset_attempts: true,
+                        core_seq_no: Some(core_seq_no).filter(|s| !s.is_empty()),
+                        core_date,
+                        reversal_reason: Some("core posted after the channel was answered".into()),
+                        note: "8004: S".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             CoreStatusOutcome::Reversed => {
-                self.apply(row, Change {
-                    state: Some(PaymentState::CoreFailed),
-                    next_action: Some(NextAction::None),
-                    next_attempt_at: Some(None),
-                    note: "8004: R".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        state: Some(PaymentState::CoreFailed),
+                        next_action: Some(NextAction::None),
+                        next_attempt_at: Some(None),
+                        note: "8004: R".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             // Not found: fence the key with an 8003 so a late 8002 can never post.
             CoreStatusOutcome::NotFound => {
-                self.apply(row, Change {
-                    next_action: Some(NextAction::CoreReversal),
-                    next_attempt_at: Some(Some(self.clock.now())),
-                    reset_attempts: true,
-                    note: "8004: N, fencing".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::CoreReversal),
+                        next_attempt_at: Some(Some(self.clock.now())),
+                        reset_attempts: true,
+                        note: "8004: N, fencing".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             CoreStatusOutcome::Unknown { reason } => self.reschedule(row, reason).await,
@@ -694,40 +846,61 @@ impl Engine {
                 let seq = format!("{}R", row.hub_serial);
                 let date = self.clock.today();
                 return self
-                    .apply(row, Change {
-                        reversal_seq_no: Some(seq),
-                        reversal_tran_date: Some(date),
-                        note: "8003 prepared".into(),
-                        ..Change::default()
-                    })
+                    .apply(
+                        row,
+                        Change {
+                            reversal_seq_no: Some(seq),
+                            reversal_tran_date: Some(date),
+                            note: "8003 prepared".into(),
+                            ..Change::default()
+                        },
+                    )
                     .await;
             }
         };
-        match self.core.reverse(&seq, tran_date, &row.hub_serial, row.tx_date).await {
-            CoreReversalOutcome::Reversed { ret_code, core_seq_no, core_date } => {
+        match self
+            .core
+            .reverse(&seq, tran_date, &row.hub_serial, row.tx_date)
+            .await
+        {
+            CoreReversalOutcome::Reversed {
+                ret_code,
+                core_seq_no,
+                core_date,
+            } => {
                 // E20001 after an unknown 8002 means nothing ever posted: the payment failed.
                 let never_posted = row.state == PaymentState::CoreUnknown && ret_code == "E20001";
-                let state = if never_posted { PaymentState::CoreFailed } else { PaymentState::Reversed };
-                self.apply(row, Change {
-                    state: Some(state),
-                    next_action: Some(NextAction::None),
-                    next_attempt_at: Some(None),
-                    reversal_core_seq_no: core_seq_no,
-                    reversal_core_date: core_date,
-                    note: format!("8003: {ret_code}"),
-                    ..Change::default()
-                })
+                let state = if never_posted {
+                    PaymentState::CoreFailed
+                } else {
+                    PaymentState::Reversed
+                };
+                self.apply(
+                    row,
+                    Change {
+                        state: Some(state),
+                        next_action: Some(NextAction::None),
+                        next_attempt_at: Some(None),
+                        reversal_core_seq_no: core_seq_no,
+                        reversal_core_date: core_date,
+                        note: format!("8003: {ret_code}"),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             CoreReversalOutcome::Refused { ret_code, ret_msg } => {
                 tracing::error!(hub_serial = %row.hub_serial, ret_code = %ret_code, "Core refused the reversal; an operator must resolve it.");
-                self.apply(row, Change {
-                    next_action: Some(NextAction::Operator),
-                    next_attempt_at: Some(None),
-                    last_error: Some(format!("{ret_code} {ret_msg}")),
-                    note: "8003 refused".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::Operator),
+                        next_attempt_at: Some(None),
+                        last_error: Some(format!("{ret_code} {ret_msg}")),
+                        note: "8003 refused".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             CoreReversalOutcome::Unknown { reason } => self.reschedule(row, reason).await,
@@ -745,7 +918,9 @@ impl Engine {
 
     async fn step_partner_reversal(&self, row: &PaymentRow) -> Result<Step, EngineError> {
         let Some(link) = self.partner(&row.payee, &row.instance) else {
-            return self.reschedule(row, "partner no longer configured".into()).await;
+            return self
+                .reschedule(row, "partner no longer configured".into())
+                .await;
         };
         let (serial, date) = match (&row.partner_reversal_serial, row.partner_reversal_date) {
             (Some(s), Some(d)) => (s.clone(), d),
@@ -753,12 +928,15 @@ impl Engine {
                 let today = self.clock.today();
                 let serial = self.journal.next_serial(self.config.node, today).await?;
                 return self
-                    .apply(row, Change {
-                        partner_reversal_serial: Some(serial),
-                        partner_reversal_date: Some(today),
-                        note: "1003 prepared".into(),
-                        ..Change::default()
-                    })
+                    .apply(
+                        row,
+                        Change {
+                            partner_reversal_serial: Some(serial),
+                            partner_reversal_date: Some(today),
+                            note: "1003 prepared".into(),
+                            ..Change::default()
+                        },
+                    )
                     .await;
             }
         };
@@ -774,34 +952,48 @@ impl Engine {
         };
         match outcome {
             ReversalOutcome::Reversed => self.apply(row, to_core_reversal("1003: 0000")).await,
-            ReversalOutcome::OriginalNotFound => self.apply(row, to_core_reversal("1003: 2001")).await,
-            ReversalOutcome::AlreadyReversed => self.apply(row, to_core_reversal("1003: 2002")).await,
+            ReversalOutcome::OriginalNotFound => {
+                self.apply(row, to_core_reversal("1003: 2001")).await
+            }
+            ReversalOutcome::AlreadyReversed => {
+                self.apply(row, to_core_reversal("1003: 2002")).await
+            }
             ReversalOutcome::TooLate => {
-                self.apply(row, Change {
-                    next_action: Some(NextAction::PartnerStatus),
-                    next_attempt_at: Some(Some(now)),
-                    reset_attempts: true,
-                    last_error: Some("2003 超过冲正时限".into()),
-                    note: "1003: 2003, asking 1004".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::PartnerStatus),
+                        next_attempt_at: Some(Some(now)),
+                        reset_attempts: true,
+                        last_error: Some("2003 超过冲正时限".into()),
+                        note: "1003: 2003, asking 1004".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             ReversalOutcome::Mismatch => {
                 // Our own 1003 carries the original's elements; a mismatch means the partner
                 // knows the serial differently. 1004 tells what it holds.
-                self.apply(row, Change {
-                    next_action: Some(NextAction::PartnerStatus),
-                    next_attempt_at: Some(Some(now)),
-                    reset_attempts: true,
-                    last_error: Some("2004 原交易要素不符".into()),
-                    note: "1003: 2004, asking 1004".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::PartnerStatus),
+                        next_attempt_at: Some(Some(now)),
+                        reset_attempts: true,
+                        last_error: Some("2004 原交易要素不符".into()),
+                        note: "1003: 2004, asking 1004".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             ReversalOutcome::Refused(reply) => {
-                self.reschedule(row, format!("1003 refused {} {}", reply.code, reply.message)).await
+                self.reschedule(
+                    row,
+                    format!("1003 refused {} {}", reply.code, reply.message),
+                )
+                .await
             }
             ReversalOutcome::Unknown { reason } => self.reschedule(row, reason).await,
         }
@@ -809,44 +1001,59 @@ impl Engine {
 
     async fn step_partner_status(&self, row: &PaymentRow) -> Result<Step, EngineError> {
         let Some(link) = self.partner(&row.payee, &row.instance) else {
-            return self.reschedule(row, "partner no longer configured".into()).await;
+            return self
+                .reschedule(row, "partner no longer configured".into())
+                .await;
         };
         let today = self.clock.today();
         let serial = self.journal.next_serial(self.config.node, today).await?;
         let ctx = self.context(row, serial, today);
         match link.adapter.status(&ctx, &Self::original(row)).await {
-            StatusOutcome::WrittenOff { partner_serial, acct_date, amount } => {
+            StatusOutcome::WrittenOff {
+                partner_serial,
+                acct_date,
+                amount,
+            } => {
                 if amount != row.amount {
                     tracing::error!(hub_serial = %row.hub_serial, "Partner holds a different amount; an operator must resolve it.");
                     return self
-                        .apply(row, Change {
-                            next_action: Some(NextAction::Operator),
-                            next_attempt_at: Some(None),
-                            last_error: Some(format!("1004 amount {} differs", amount.fen())),
-                            note: "1004: amount differs".into(),
-                            ..Change::default()
-                        })
+                        .apply(
+                            row,
+                            Change {
+                                next_action: Some(NextAction::Operator),
+                                next_attempt_at: Some(None),
+                                last_error: Some(format!("1004 amount {} differs", amount.fen())),
+                                note: "1004: amount differs".into(),
+                                ..Change::default()
+                            },
+                        )
                         .await;
                 }
-                self.apply(row, Change {
-                    state: Some(PaymentState::Succeeded),
-                    next_action: Some(NextAction::None),
-                    next_attempt_at: Some(None),
-                    partner_serial: Some(partner_serial),
-                    acct_date: Some(acct_date),
-                    note: "1004: written off".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        state: Some(PaymentState::Succeeded),
+                        next_action: Some(NextAction::None),
+                        next_attempt_at: Some(None),
+                        partner_serial: Some(partner_serial),
+                        acct_date: Some(acct_date),
+                        note: "1004: written off".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             StatusOutcome::Reversed | StatusOutcome::NotFound => {
-                self.apply(row, Change {
-                    next_action: Some(NextAction::CoreReversal),
-                    next_attempt_at: Some(Some(self.clock.now())),
-                    reset_attempts: true,
-                    note: "1004: reversed or not found".into(),
-                    ..Change::default()
-                })
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::CoreReversal),
+                        next_attempt_at: Some(Some(self.clock.now())),
+                        reset_attempts: true,
+                        note: "1004: reversed or not found".into(),
+                        ..Change::default()
+                    },
+                )
                 .await
             }
             StatusOutcome::Unknown { reason } => self.reschedule(row, reason).await,
@@ -912,12 +1119,20 @@ impl Engine {
     }
 
     /// Current state of a payment for the channel's status query.
-    pub async fn status_view(&self, channel: &str, channel_date: &str, channel_serial: &str) -> Result<PaymentView, EngineError> {
+    pub async fn status_view(
+        &self,
+        channel: &str,
+        channel_date: &str,
+        channel_serial: &str,
+    ) -> Result<PaymentView, EngineError> {
         let row = self
             .journal
             .by_channel_key(channel, channel_date, channel_serial)
             .await?
-            .ok_or(EngineError::Refused { code: ErrorCode::NotFound, detail: channel_serial.to_string() })?;
+            .ok_or(EngineError::Refused {
+                code: ErrorCode::NotFound,
+                detail: channel_serial.to_string(),
+            })?;
         Ok(PaymentView::from(&row))
     }
 }

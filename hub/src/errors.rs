@@ -7,6 +7,7 @@ use serde::Serialize;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     BadRequest,
+    BodyTooLarge,
     DuplicateMismatch,
     UnknownPayee,
     NotFound,
@@ -36,6 +37,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest => ("BAD_REQUEST", "请求报文格式错误"),
+            BodyTooLarge => ("BODY_TOO_LARGE", "请求报文过长"),
             DuplicateMismatch => ("DUPLICATE_MISMATCH", "渠道流水号重复且交易要素不同"),
             UnknownPayee => ("UNKNOWN_PAYEE", "不支持的收费单位"),
             NotFound => ("NOT_FOUND", "交易不存在"),
@@ -102,6 +104,7 @@ mod tests {
     fn codes_are_unique_and_messages_chinese() {
         let all = [
             ErrorCode::BadRequest,
+            ErrorCode::BodyTooLarge,
             ErrorCode::DuplicateMismatch,
             ErrorCode::UnknownPayee,
             ErrorCode::NotFound,
@@ -129,11 +132,23 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         for c in all {
-            assert!(c.message_zh().chars().any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)));
+            assert!(c
+                .message_zh()
+                .chars()
+                .any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)));
             // serde name and code agree, so JSON and the table never drift apart
-            assert_eq!(serde_json::to_string(&c).ok(), Some(format!("\"{}\"", c.code())));
+            assert_eq!(
+                serde_json::to_string(&c).ok(),
+                Some(format!("\"{}\"", c.code()))
+            );
         }
-        assert_eq!(ErrorCode::from_core("E10001").code(), "CORE_INSUFFICIENT_BALANCE");
-        assert_eq!(ErrorCode::from_partner("1005").code(), "PARTNER_ARREARS_CHANGED");
+        assert_eq!(
+            ErrorCode::from_core("E10001").code(),
+            "CORE_INSUFFICIENT_BALANCE"
+        );
+        assert_eq!(
+            ErrorCode::from_partner("1005").code(),
+            "PARTNER_ARREARS_CHANGED"
+        );
     }
 }

@@ -22,7 +22,11 @@ pub enum JournalError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("journal row {serial} has an unreadable column {column}: {value}")]
-    Corrupt { serial: String, column: &'static str, value: String },
+    Corrupt {
+        serial: String,
+        column: &'static str,
+        value: String,
+    },
 }
 
 impl JournalError {
@@ -223,8 +227,15 @@ impl Journal {
         .execute(&self.pool)
         .await?;
         if result.rows_affected() == 1 {
-            self.event(&new.hub_serial, new.now, "", PaymentState::Accepted, NextAction::None, "accepted")
-                .await?;
+            self.event(
+                &new.hub_serial,
+                new.now,
+                "",
+                PaymentState::Accepted,
+                NextAction::None,
+                "accepted",
+            )
+            .await?;
             return Ok(Inserted::New);
         }
         match self
@@ -350,11 +361,13 @@ impl Journal {
 
     /// Records the answer given to the channel the first time; later writes are ignored.
     pub async fn set_first_answer(&self, serial: &str, answer: &str) -> Result<(), JournalError> {
-        sqlx::query("UPDATE payments SET first_answer = ? WHERE hub_serial = ? AND first_answer IS NULL")
-            .bind(answer)
-            .bind(serial)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE payments SET first_answer = ? WHERE hub_serial = ? AND first_answer IS NULL",
+        )
+        .bind(answer)
+        .bind(serial)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -384,7 +397,11 @@ impl Journal {
     }
 
     /// Payments with a pending action due at `now` (or with no schedule, e.g. after a crash).
-    pub async fn due(&self, now: NaiveDateTime, limit: i64) -> Result<Vec<PaymentRow>, JournalError> {
+    pub async fn due(
+        &self,
+        now: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, JournalError> {
         let rows = sqlx::query(
             "SELECT * FROM payments WHERE next_action <> 'NONE'
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
@@ -445,15 +462,19 @@ impl Journal {
     }
 
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, JournalError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM payments GROUP BY state ORDER BY state")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM payments GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("n")?)))
             .collect()
     }
 
-    pub async fn events(&self, serial: &str) -> Result<Vec<(String, String, String)>, JournalError> {
+    pub async fn events(
+        &self,
+        serial: &str,
+    ) -> Result<Vec<(String, String, String)>, JournalError> {
         let rows = sqlx::query(
             "SELECT from_state, to_state, note FROM payment_events WHERE hub_serial = ? ORDER BY id",
         )
@@ -461,12 +482,22 @@ impl Journal {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("from_state")?, r.try_get("to_state")?, r.try_get("note")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("from_state")?,
+                    r.try_get("to_state")?,
+                    r.try_get("note")?,
+                ))
+            })
             .collect()
     }
 }
 
-fn opt_date(serial: &str, column: &'static str, value: Option<String>) -> Result<Option<NaiveDate>, JournalError> {
+fn opt_date(
+    serial: &str,
+    column: &'static str,
+    value: Option<String>,
+) -> Result<Option<NaiveDate>, JournalError> {
     match value {
         None => Ok(None),
         Some(v) => parse_yyyymmdd(&v).map(Some).ok_or(JournalError::Corrupt {
@@ -519,15 +550,29 @@ fn map_row(r: &sqlx::sqlite::SqliteRow) -> Result<PaymentRow, JournalError> {
         core_seq_no: r.try_get("core_seq_no")?,
         core_date: opt_date(&serial, "core_date", r.try_get("core_date")?)?,
         reversal_seq_no: r.try_get("reversal_seq_no")?,
-        reversal_tran_date: opt_date(&serial, "reversal_tran_date", r.try_get("reversal_tran_date")?)?,
+        reversal_tran_date: opt_date(
+            &serial,
+            "reversal_tran_date",
+            r.try_get("reversal_tran_date")?,
+        )?,
         reversal_core_seq_no: r.try_get("reversal_core_seq_no")?,
-        reversal_core_date: opt_date(&serial, "reversal_core_date", r.try_get("reversal_core_date")?)?,
+        reversal_core_date: opt_date(
+            &serial,
+            "reversal_core_date",
+            r.try_get("reversal_core_date")?,
+        )?,
         reversal_reason: r.try_get("reversal_reason")?,
         partner_reversal_serial: r.try_get("partner_reversal_serial")?,
-        partner_reversal_date: opt_date(&serial, "partner_reversal_date", r.try_get("partner_reversal_date")?)?,
+        partner_reversal_date: opt_date(
+            &serial,
+            "partner_reversal_date",
+            r.try_get("partner_reversal_date")?,
+        )?,
         partner_serial: r.try_get("partner_serial")?,
         acct_date: opt_date(&serial, "acct_date", r.try_get("acct_date")?)?,
-        prepaid: r.try_get::<Option<i64>, _>("prepaid_fen")?.map(Money::from_fen),
+        prepaid: r
+            .try_get::<Option<i64>, _>("prepaid_fen")?
+            .map(Money::from_fen),
         last_error: r.try_get("last_error")?,
         first_answer: r.try_get("first_answer")?,
         hub_serial: serial,

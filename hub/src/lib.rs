@@ -13,8 +13,10 @@
 //! | [`app`] | start-up wiring, the resolver job, recovery after restart |
 //! | [`recon_job`] | T+1: files in, reconciliation, reports, settlement |
 //! | [`demo`] | `hub demo`: a business day against the simulators |
+//! | [`admin_backend`] | the journal behind the admin console (`/admin`) |
 //! | [`errors`] | channel error codes and their Chinese text |
 //! | [`mask`] | masking of personal data |
+pub mod admin_backend;
 pub mod api;
 pub mod app;
 pub mod config;

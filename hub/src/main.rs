@@ -52,7 +52,10 @@ enum Command {
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[tokio::main]
@@ -80,7 +83,13 @@ async fn main() -> ExitCode {
             hub.stop().await;
             ExitCode::SUCCESS
         }
-        Command::Demo { out, payments, date, seed, quiet } => {
+        Command::Demo {
+            out,
+            payments,
+            date,
+            seed,
+            quiet,
+        } => {
             init_logging("error");
             let date = match date.as_deref().map(parse_yyyymmdd) {
                 Some(None) => {
@@ -90,7 +99,13 @@ async fn main() -> ExitCode {
                 Some(Some(d)) => Some(d),
                 None => None,
             };
-            let options = hub::demo::DemoOptions { out, payments, date, seed, progress: !quiet };
+            let options = hub::demo::DemoOptions {
+                out,
+                payments,
+                date,
+                seed,
+                progress: !quiet,
+            };
             match hub::demo::run(options).await {
                 Ok(summary) if summary.unexplained_total() == 0 => ExitCode::SUCCESS,
                 Ok(_) => {

@@ -25,7 +25,10 @@ pub enum ReconError {
     #[error("core file refused: {0}")]
     CoreFile(String),
     #[error("partner file is for {found}, not {expected}")]
-    WrongDate { expected: NaiveDate, found: NaiveDate },
+    WrongDate {
+        expected: NaiveDate,
+        found: NaiveDate,
+    },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("journal: {0}")]
@@ -89,8 +92,16 @@ fn hub_record(row: &PaymentRow) -> HubRecord {
 }
 
 /// Where a run leaves the records that wait for a later core file, for the next day's run.
-pub fn awaiting_path(report_dir: &Path, payee: &str, instance: &str, business_date: NaiveDate) -> PathBuf {
-    report_dir.join(format!("AWAITING_{payee}_{instance}_{}.json", yyyymmdd(business_date)))
+pub fn awaiting_path(
+    report_dir: &Path,
+    payee: &str,
+    instance: &str,
+    business_date: NaiveDate,
+) -> PathBuf {
+    report_dir.join(format!(
+        "AWAITING_{payee}_{instance}_{}.json",
+        yyyymmdd(business_date)
+    ))
 }
 
 pub fn core_file_path(dir: &Path, core_date: NaiveDate) -> PathBuf {
@@ -118,7 +129,10 @@ pub async fn run(
         .parse_daily_file(&partner_bytes)
         .map_err(|e| ReconError::PartnerFile(e.to_string()))?;
     if daily.acct_date != business_date {
-        return Err(ReconError::WrongDate { expected: business_date, found: daily.acct_date });
+        return Err(ReconError::WrongDate {
+            expected: business_date,
+            found: daily.acct_date,
+        });
     }
     let partner: Vec<PartnerRecord> = daily
         .records
@@ -173,29 +187,58 @@ pub async fn run(
     // Records the previous run left waiting for a core file are re-examined and, once agreed,
     // settled with this date (spec 01, "Settlement").
     std::fs::create_dir_all(report_dir)?;
-    let carried: Vec<reconciliation::AwaitingCore> = match business_date.checked_sub_days(Days::new(1)) {
-        Some(previous) => {
-            let path = awaiting_path(report_dir, adapter.payee(), adapter.instance(), previous);
-            match std::fs::read(&path) {
-                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    ReconError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
-                })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(e.into()),
+    let carried: Vec<reconciliation::AwaitingCore> =
+        match business_date.checked_sub_days(Days::new(1)) {
+            Some(previous) => {
+                let path = awaiting_path(report_dir, adapter.payee(), adapter.instance(), previous);
+                match std::fs::read(&path) {
+                    Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                        ReconError::Io(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: {e}", path.display()),
+                        ))
+                    })?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
             }
-        }
-        None => Vec::new(),
-    };
+            None => Vec::new(),
+        };
     let result = reconciliation::reconcile_with_carried(&input, &carried);
-    let awaiting = awaiting_path(report_dir, adapter.payee(), adapter.instance(), business_date);
-    std::fs::write(&awaiting, serde_json::to_vec_pretty(&result.awaiting_core).unwrap_or_default())?;
-    let stem = format!("RECON_{}_{}_{}", adapter.payee(), adapter.instance(), yyyymmdd(business_date));
+    let awaiting = awaiting_path(
+        report_dir,
+        adapter.payee(),
+        adapter.instance(),
+        business_date,
+    );
+    std::fs::write(
+        &awaiting,
+        serde_json::to_vec_pretty(&result.awaiting_core).unwrap_or_default(),
+    )?;
+    let stem = format!(
+        "RECON_{}_{}_{}",
+        adapter.payee(),
+        adapter.instance(),
+        yyyymmdd(business_date)
+    );
     let html = report_dir.join(format!("{stem}.html"));
     let csv = report_dir.join(format!("{stem}.csv"));
     reconciliation::report::write_html(&result, &html)?;
     reconciliation::report::write_csv(&result, &csv)?;
-    let settlement = settle(engine, adapter.payee(), adapter.instance(), business_date, &result).await?;
-    Ok(ReconRun { result, html, csv, settlement })
+    let settlement = settle(
+        engine,
+        adapter.payee(),
+        adapter.instance(),
+        business_date,
+        &result,
+    )
+    .await?;
+    Ok(ReconRun {
+        result,
+        html,
+        csv,
+        settlement,
+    })
 }
 
 /// Posts the settlement 8002 from the suspense account to the partner's account. The SeqNo is
@@ -213,7 +256,11 @@ async fn settle(
         return Ok(SettlementOutcome {
             seq_no: s.seq_no.clone(),
             amount_fen: 0,
-            state: if s.blocked_reason.is_some() { "BLOCKED".into() } else { "NOTHING_TO_SETTLE".into() },
+            state: if s.blocked_reason.is_some() {
+                "BLOCKED".into()
+            } else {
+                "NOTHING_TO_SETTLE".into()
+            },
             core_seq_no: None,
             message: s.blocked_reason.clone(),
         });
@@ -275,11 +322,21 @@ async fn settle(
     };
     let outcome = engine
         .core()
-        .transfer(&s.seq_no, tran_date, &link.suspense_account, &link.settlement_account, amount, &s.summary, &s.purpose)
+        .transfer(
+            &s.seq_no,
+            tran_date,
+            &link.suspense_account,
+            &link.settlement_account,
+            amount,
+            &s.summary,
+            &s.purpose,
+        )
         .await;
     let (state, core_seq, message) = match outcome {
         TransferOutcome::Posted { core_seq_no, .. } => ("POSTED", Some(core_seq_no), None),
-        TransferOutcome::Refused { ret_code, ret_msg, .. } => {
+        TransferOutcome::Refused {
+            ret_code, ret_msg, ..
+        } => {
             tracing::error!(seq_no = %s.seq_no, ret_code = %ret_code, "Settlement refused by the core; an operator must act.");
             ("REFUSED", None, Some(format!("{ret_code} {ret_msg}")))
         }
@@ -310,17 +367,30 @@ async fn settle(
 
 /// `hub recon`: reconciles every configured partner instance for `date` and settles; exit code 0
 /// when every instance reconciled without differences, 3 when differences wait for an operator.
-pub async fn run_all(config: &crate::config::HubConfig, date: NaiveDate) -> Result<std::process::ExitCode, String> {
+pub async fn run_all(
+    config: &crate::config::HubConfig,
+    date: NaiveDate,
+) -> Result<std::process::ExitCode, String> {
     use std::sync::Arc;
     let clock: codecs::clock::SharedClock = Arc::new(codecs::clock::SystemClock);
-    let journal = crate::journal::Journal::open(&config.hub.database_url).await.map_err(|e| e.to_string())?;
+    let journal = crate::journal::Journal::open(&config.hub.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
     let core = crate::core_client::CoreClient::new(config.core.clone(), clock.clone());
     let links = crate::app::partner_links(config).map_err(|e| e.to_string())?;
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());
     let mut differences = 0usize;
     let links: Vec<PartnerLink> = engine.partners().cloned().collect();
     for link in &links {
-        match run(&engine, link, date, &config.hub.file_dir, &config.hub.report_dir).await {
+        match run(
+            &engine,
+            link,
+            date,
+            &config.hub.file_dir,
+            &config.hub.report_dir,
+        )
+        .await
+        {
             Ok(r) => {
                 differences += r.result.differences.len();
                 println!(
@@ -336,10 +406,20 @@ pub async fn run_all(config: &crate::config::HubConfig, date: NaiveDate) -> Resu
                 );
             }
             Err(e) => {
-                println!("{} {} {}: [{}] {e}", link.adapter.payee(), link.adapter.instance(), yyyymmdd(date), e.code());
+                println!(
+                    "{} {} {}: [{}] {e}",
+                    link.adapter.payee(),
+                    link.adapter.instance(),
+                    yyyymmdd(date),
+                    e.code()
+                );
                 differences += 1;
             }
         }
     }
-    Ok(if differences == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(3) })
+    Ok(if differences == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(3)
+    })
 }

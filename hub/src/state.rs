@@ -73,7 +73,10 @@ impl PaymentState {
 
     /// A final state: nothing more will happen to the money without an operator.
     pub fn is_final(self) -> bool {
-        matches!(self, PaymentState::CoreFailed | PaymentState::Succeeded | PaymentState::Reversed)
+        matches!(
+            self,
+            PaymentState::CoreFailed | PaymentState::Succeeded | PaymentState::Reversed
+        )
     }
 }
 

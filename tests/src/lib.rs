@@ -295,6 +295,7 @@ impl Env {
                 node: 1,
                 backoff_initial_ms: o.backoff_initial_ms,
                 backoff_max_ms: o.backoff_max_ms,
+                repeat_wait_ms: 5_000,
             },
             core: CoreConfig {
                 host: "127.0.0.1".into(),

@@ -230,7 +230,7 @@ async fn channel_api_refuses_a_body_over_the_limit() {
         s,
         &b,
         StatusCode::PAYLOAD_TOO_LARGE,
-        "BAD_REQUEST",
+        "BODY_TOO_LARGE",
         "body over the limit",
     );
     assert_eq!(journal_rows(&env).await, before);

@@ -38,7 +38,7 @@ const SETTLEMENT: &str = "9003200000000001";
 const ANSWER_TIMEOUT_MS: u64 = 600;
 const LATE_BY: Duration = Duration::from_millis(1_500);
 /// Payments in flight at once.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 16;
 
 pub struct DemoOptions {
     pub out: PathBuf,
@@ -177,7 +177,7 @@ fn customer_accounts(rng: &mut StdRng, count: usize) -> Vec<AccountFixture> {
             ),
             class: AcctClass::P,
             status: AcctStatus::N,
-            balance: Money::from_fen(rng.gen_range(1_000_000..5_000_000)),
+            balance: Money::from_fen(rng.gen_range(5_000_000..20_000_000)),
             open_branch: "000101".into(),
             id_type: None,
             id_no: None,
@@ -259,9 +259,8 @@ fn plan(
             }
             account.acct_no.clone()
         } else {
-            accounts[rng.gen_range(0..ordinary_accounts.max(1))]
-                .acct_no
-                .clone()
+            // Round robin: no ordinary account pays so often that its balance runs out.
+            accounts[i % ordinary_accounts.max(1)].acct_no.clone()
         };
         let customer = if scenario == Scenario::UnknownCustomer {
             format!("99{:014}", i)
@@ -500,39 +499,72 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let plans = Arc::new(plans);
     let mut serials: Vec<(usize, String)> = Vec::new();
     let mut duplicates_sent = 0usize;
-    for chunk_start in (0..plans.len()).step_by(CONCURRENCY) {
-        let offset = day_span_ms * chunk_start as i64 / plans.len().max(1) as i64;
+    // A sliding window of CONCURRENCY payments in flight; each one moves the shared clock to its
+    // planned time when it starts (the clock never goes back), so slow ones do not hold up others.
+    let window = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut outcomes = Vec::with_capacity(plans.len());
+    for index in 0..plans.len() {
+        let permit = window
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        let offset = day_span_ms * index as i64 / plans.len().max(1) as i64;
         manual.advance_to(day_start + chrono::Duration::milliseconds(offset));
-        bar.set_message(format!("营业日 {}", clock.now().format("%Y-%m-%d %H:%M")));
-        let mut tasks = Vec::new();
-        for index in chunk_start..(chunk_start + CONCURRENCY).min(plans.len()) {
-            let driver = driver.clone();
-            let plans = plans.clone();
-            tasks.push(tokio::spawn(async move {
-                let p = &plans[index];
-                (index, driver.run(index, p).await)
-            }));
+        if index % 50 == 0 {
+            bar.set_message(format!("营业日 {}", clock.now().format("%Y-%m-%d %H:%M")));
         }
-        for task in tasks {
-            match task.await {
-                Ok((index, Ok((Some(serial), dups)))) => {
-                    serials.push((index, serial));
-                    duplicates_sent += dups;
-                }
-                Ok((_, Ok((None, dups)))) => duplicates_sent += dups,
-                Ok((index, Err(e))) => {
-                    return Err(DemoError::Setup(format!("payment {index}: {e}")))
-                }
-                Err(e) => return Err(DemoError::Setup(format!("driver task: {e}"))),
-            }
+        let driver = driver.clone();
+        let plans = plans.clone();
+        let bar = bar.clone();
+        tasks.spawn(async move {
+            let outcome = match plans.get(index) {
+                Some(p) => driver.run(index, p).await,
+                None => Err(DemoError::Setup(format!("no plan {index}"))),
+            };
+            bar.inc(1);
+            drop(permit);
+            (index, outcome)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            outcomes.push(done);
         }
-        bar.inc((CONCURRENCY).min(plans.len() - chunk_start) as u64);
     }
+    while let Some(done) = tasks.join_next().await {
+        outcomes.push(done);
+    }
+    for outcome in outcomes {
+        match outcome {
+            Ok((index, Ok((Some(serial), dups)))) => {
+                serials.push((index, serial));
+                duplicates_sent += dups;
+            }
+            Ok((_, Ok((None, dups)))) => duplicates_sent += dups,
+            Ok((index, Err(e))) => return Err(DemoError::Setup(format!("payment {index}: {e}"))),
+            Err(e) => return Err(DemoError::Setup(format!("driver task: {e}"))),
+        }
+    }
+    serials.sort();
     let traffic_seconds = started.elapsed().as_secs_f64();
     bar.finish_with_message(format!("营业日 {} 交易结束", yyyymmdd(date)));
 
     // Through the day-ends; let the resolver work every pending reversal and status query off
     // on the compressed clock (one simulated minute per real 20 ms).
+    // The hub sends its 1003s within seconds of a timeout, long before the 23:30 day-end: let it
+    // finish those on the clock of the day's end before the clock passes the day-ends.
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    while hub.engine.journal().pending_count().await? > 0
+        && clock.now() < at(date, 23, 29, 0)
+        && Instant::now() < drain_deadline
+    {
+        manual.advance(chrono::Duration::seconds(10));
+        hub.engine
+            .resolve_due(256)
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     manual.advance_to(at(date, 23, 31, 0));
     let resolve_deadline = Instant::now() + Duration::from_secs(120);
     while hub.engine.journal().pending_count().await? > 0 && Instant::now() < resolve_deadline {

@@ -5,9 +5,11 @@
 //! |---|---|
 //! | [`spi`] | the `BillPartner` trait, its request/outcome types, `AdapterError`, log masking |
 //! | [`chendian`] | 郴电国际 electricity (spec 01): config, layouts, messages, client, daily file |
+//! | [`fixedlen`] | any fixed-length partner of the shape of 01/02, driven by a profile file (water, spec 02) |
 //!
 //! Adding a partner touches one folder here and one registry line in the hub.
 pub mod chendian;
+pub mod fixedlen;
 pub mod spi;
 
 pub use spi::{

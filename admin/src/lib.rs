@@ -52,9 +52,17 @@ pub trait AdminBackend: Send + Sync + 'static {
 fn error_response(e: AdminError) -> Response {
     let (status, code, message) = match e {
         AdminError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "交易不存在"),
-        AdminError::Backend(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "系统内部错误"),
+        AdminError::Backend(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "系统内部错误",
+        ),
     };
-    (status, Json(serde_json::json!({"code": code, "message": message}))).into_response()
+    (
+        status,
+        Json(serde_json::json!({"code": code, "message": message})),
+    )
+        .into_response()
 }
 
 pub fn router(backend: Arc<dyn AdminBackend>) -> Router {
@@ -72,7 +80,10 @@ async fn overview(State(backend): State<Arc<dyn AdminBackend>>) -> Response {
     }
 }
 
-async fn payment(State(backend): State<Arc<dyn AdminBackend>>, Path(serial): Path<String>) -> Response {
+async fn payment(
+    State(backend): State<Arc<dyn AdminBackend>>,
+    Path(serial): Path<String>,
+) -> Response {
     match backend.payment(&serial).await {
         Ok(p) => Json(p).into_response(),
         Err(e) => error_response(e),
@@ -80,7 +91,10 @@ async fn payment(State(backend): State<Arc<dyn AdminBackend>>, Path(serial): Pat
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Renders the console page: the state of the day at a glance.
@@ -123,7 +137,10 @@ mod tests {
     impl AdminBackend for Stub {
         async fn overview(&self) -> Result<Overview, AdminError> {
             Ok(Overview {
-                states: vec![("SUCCEEDED".into(), "缴费成功".into(), 7), ("REVERSED".into(), "已冲正<".into(), 2)],
+                states: vec![
+                    ("SUCCEEDED".into(), "缴费成功".into(), 7),
+                    ("REVERSED".into(), "已冲正<".into(), 2),
+                ],
                 pending: 1,
                 operator: 0,
             })
@@ -137,11 +154,17 @@ mod tests {
     async fn console_shows_chinese_labels_escaped() {
         let app = router(Arc::new(Stub));
         let response = app
-            .oneshot(Request::get("/admin").body(Body::empty()).unwrap_or_default())
-            .await;
-        let Ok(response) = response else { panic!("no response") };
+            .oneshot(
+                Request::get("/admin")
+                    .body(Body::empty())
+                    .unwrap_or_default(),
+            )
+            .await
+            .unwrap_or_else(|never| match never {});
         assert_eq!(response.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
         let page = String::from_utf8_lossy(&bytes);
         assert!(page.contains("缴费成功"));
         assert!(page.contains("<td class=n>7</td>"));
@@ -153,11 +176,17 @@ mod tests {
     async fn unknown_payment_is_404_with_code() {
         let app = router(Arc::new(Stub));
         let response = app
-            .oneshot(Request::get("/admin/api/payments/B1").body(Body::empty()).unwrap_or_default())
-            .await;
-        let Ok(response) = response else { panic!("no response") };
+            .oneshot(
+                Request::get("/admin/api/payments/B1")
+                    .body(Body::empty())
+                    .unwrap_or_default(),
+            )
+            .await
+            .unwrap_or_else(|never| match never {});
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         assert_eq!(value["code"], "NOT_FOUND");
         assert_eq!(value["message"], "交易不存在");

@@ -9,6 +9,10 @@
 //! - `C`: GBK / GB18030 text, left-aligned, space-padded. Decoded strictly (a half character at the
 //!   end of the field is an error, as is any byte sequence that is not the charset's canonical form),
 //!   trailing spaces trimmed.
+//! - `M`: an amount in yuan with a decimal point and exactly two decimals, right-aligned,
+//!   zero-padded, no sign (`000000035.20`). Decoded to canonical yuan (`35.20`); encoded from yuan
+//!   text or from the fen digits `Record::set_money` stores, so `set_money`/`get_money` work on N
+//!   (fen) and M (yuan) fields alike. A sign, a third decimal or a missing point is an error.
 //!
 //! A repeated group follows an earlier top-level `N` field (`count_field`) giving its occurrence
 //! count; encoding writes that count from the number of entries, decoding reads it.
@@ -52,6 +56,8 @@ use crate::text::{self, Charset, TextError};
 
 /// How many bytes of a field are shown (hex) in an error; longer runs end with `...`.
 const MAX_HEX_BYTES_IN_ERROR: usize = 48;
+/// The narrowest M field holds `0.00`.
+const MIN_M_LEN: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -62,6 +68,10 @@ pub enum FieldKind {
     AN,
     /// GBK (or GB18030) text, left-aligned, space-padded.
     C,
+    /// Amount in yuan with a decimal point and exactly two decimals, right-aligned, zero-padded,
+    /// no sign (spec 02: `000000035.20`). Decoded to canonical yuan (`35.20`); encoded from yuan
+    /// text or from the fen digits `Record::set_money` writes.
+    M,
 }
 
 /// One fixed-width field; `len` is in bytes.
@@ -132,7 +142,13 @@ impl Record {
     /// An N field holding fen.
     pub fn get_money(&self, name: &str) -> Result<Money, LayoutError> {
         let value = self.required(name)?;
-        Money::parse_fen_digits(value).map_err(|_| LayoutError::NotNumber {
+        // A decoded M field holds yuan with a decimal point; N fields never contain one.
+        let parsed = if value.contains('.') {
+            parse_m_yuan(value)
+        } else {
+            Money::parse_fen_digits(value).ok()
+        };
+        parsed.ok_or_else(|| LayoutError::NotNumber {
             field: name.to_string(),
             value: value.to_string(),
         })
@@ -248,6 +264,13 @@ pub enum LayoutError {
         count: String,
         max: usize,
     },
+    #[error("layout {layout}: M field {field} at offset {offset} is not unsigned yuan with exactly two decimals: {found}")]
+    NotAmount {
+        layout: String,
+        field: String,
+        offset: usize,
+        found: String,
+    },
     #[error("no layout named {0}")]
     UnknownLayout(String),
     #[error("layout file is not valid TOML for layouts: {0}")]
@@ -270,6 +293,7 @@ impl LayoutError {
             LayoutError::Short { .. } => "LAYOUT_SHORT",
             LayoutError::Leftover { .. } => "LAYOUT_LEFTOVER",
             LayoutError::BadCount { .. } => "LAYOUT_BAD_COUNT",
+            LayoutError::NotAmount { .. } => "LAYOUT_NOT_AMOUNT",
             LayoutError::UnknownLayout(_) => "LAYOUT_UNKNOWN",
             LayoutError::BadToml(_) => "LAYOUT_BAD_TOML",
             LayoutError::BadLayout { .. } => "LAYOUT_BAD_LAYOUT",
@@ -286,7 +310,8 @@ impl LayoutError {
             | LayoutError::NotAscii { found, .. }
             | LayoutError::BadText { found, .. }
             | LayoutError::Short { found, .. }
-            | LayoutError::Leftover { found, .. } => {
+            | LayoutError::Leftover { found, .. }
+            | LayoutError::NotAmount { found, .. } => {
                 *found = format!("<{} hex digits withheld>", found.len());
             }
             LayoutError::NotNumber { value, .. } => {
@@ -308,6 +333,7 @@ impl LayoutError {
             LayoutError::Short { .. } => "报文长度不足",
             LayoutError::Leftover { .. } => "报文长度超出",
             LayoutError::BadCount { .. } => "循环域笔数错误",
+            LayoutError::NotAmount { .. } => "金额字段格式错误",
             LayoutError::UnknownLayout(_) => "报文格式未定义",
             LayoutError::BadToml(_) => "报文格式配置错误",
             LayoutError::BadLayout { .. } => "报文格式定义不一致",
@@ -363,6 +389,9 @@ impl Layout {
                     if field.len == 0 {
                         return Err(bad(format!("field {} has zero width", field.name)));
                     }
+                    if field.kind == FieldKind::M && field.len < MIN_M_LEN {
+                        return Err(bad(format!("M field {} is narrower than 0.00", field.name)));
+                    }
                     if !seen.insert(field.name.as_str()) {
                         return Err(bad(format!("name {} is used twice", field.name)));
                     }
@@ -394,6 +423,12 @@ impl Layout {
                         if field.len == 0 {
                             return Err(bad(format!(
                                 "field {}.{} has zero width",
+                                group.group, field.name
+                            )));
+                        }
+                        if field.kind == FieldKind::M && field.len < MIN_M_LEN {
+                            return Err(bad(format!(
+                                "M field {}.{} is narrower than 0.00",
                                 group.group, field.name
                             )));
                         }
@@ -529,6 +564,21 @@ impl Layout {
                 }
                 value.as_bytes().to_vec()
             }
+            FieldKind::M => {
+                let not_amount = || LayoutError::NotAmount {
+                    layout: self.name.clone(),
+                    field: label.to_string(),
+                    offset,
+                    found: hex_excerpt(value.as_bytes()),
+                };
+                // Yuan text as decoded, or the fen digits `Record::set_money` stores.
+                let amount = if value.contains('.') {
+                    parse_m_yuan(value)
+                } else {
+                    Money::parse_fen_digits(value).ok()
+                };
+                amount.ok_or_else(not_amount)?.to_yuan().into_bytes()
+            }
             FieldKind::C => text::encode(value, charset).map_err(|e| LayoutError::BadText {
                 layout: self.name.clone(),
                 field: label.to_string(),
@@ -549,7 +599,7 @@ impl Layout {
         }
         let pad = field.len - bytes.len();
         match field.kind {
-            FieldKind::N => {
+            FieldKind::N | FieldKind::M => {
                 out.extend(std::iter::repeat_n(b'0', pad));
                 out.extend_from_slice(&bytes);
             }
@@ -697,6 +747,17 @@ impl Layout {
                     .trim_end_matches(' ')
                     .to_string()
             }
+            FieldKind::M => {
+                let text = std::str::from_utf8(raw).ok();
+                text.and_then(parse_m_yuan)
+                    .map(Money::to_yuan)
+                    .ok_or_else(|| LayoutError::NotAmount {
+                        layout: self.name.clone(),
+                        field: label.to_string(),
+                        offset: start,
+                        found: hex_excerpt(raw),
+                    })?
+            }
             FieldKind::C => {
                 let decoded = decode_exact(raw, charset).map_err(|e| LayoutError::BadText {
                     layout: self.name.clone(),
@@ -712,6 +773,26 @@ impl Layout {
         *offset = start + field.len;
         Ok(value)
     }
+}
+
+/// Reads an M value: digits, one point, exactly two decimals, no sign, leading zeros allowed
+/// (zero padding). `None` for anything else, overflow included.
+fn parse_m_yuan(text: &str) -> Option<Money> {
+    let (int_part, dec_part) = text.split_once('.')?;
+    if int_part.is_empty()
+        || dec_part.len() != 2
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !dec_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let significant = int_part.trim_start_matches('0');
+    let int_digits = if significant.is_empty() {
+        "0"
+    } else {
+        significant
+    };
+    Money::parse_yuan(&format!("{int_digits}.{dec_part}")).ok()
 }
 
 fn is_printable_ascii(byte: u8) -> bool {
@@ -1283,6 +1364,117 @@ items = [ { name = "A", kind = "X", len = 1 } ]
         assert_eq!(
             LayoutSet::from_toml(bad_kind).err().map(|e| e.code()),
             Some("LAYOUT_BAD_TOML")
+        );
+    }
+
+    fn m_layout() -> Layout {
+        let text = r#"
+[[layouts]]
+name = "water.102.rsp"
+items = [
+  { name = "PartnerSerial", kind = "AN", len = 20 },
+  { name = "AcctDate", kind = "N", len = 8 },
+  { name = "Balance", kind = "M", len = 12 },
+]
+"#;
+        match LayoutSet::from_toml(text).and_then(|set| set.get("water.102.rsp").cloned()) {
+            Ok(layout) => layout,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn m_field_reads_spec_02_example_amount() {
+        // Spec 02: "M ... 12 bytes: `000000035.20`".
+        let wire = [&b"P0000000000000000001"[..], b"20261202", b"000000035.20"].concat();
+        let record = m_layout().decode(&wire, Charset::Gbk).expect("decodes");
+        assert_eq!(record.get("Balance"), Some("35.20"));
+        assert_eq!(record.get_money("Balance"), Ok(Money::from_fen(3520)));
+        let zero = m_layout()
+            .decode(b"P000000000000000000120261202000000000.00", Charset::Gbk)
+            .expect("decodes");
+        assert_eq!(zero.get_money("Balance"), Ok(Money::ZERO));
+    }
+
+    #[test]
+    fn m_field_writes_yuan_from_set_money_and_from_yuan_text() {
+        let mut record = Record::new()
+            .with("PartnerSerial", "P0000000000000000001")
+            .with("AcctDate", "20261202");
+        record.set_money("Balance", Money::from_fen(12640));
+        let wire = m_layout().encode(&record, Charset::Gbk).expect("encodes");
+        assert_eq!(&wire[28..], b"000000126.40");
+        record.set("Balance", "4.90");
+        let wire = m_layout().encode(&record, Charset::Gbk).expect("encodes");
+        assert_eq!(&wire[28..], b"000000004.90");
+        record.set_money("Balance", Money::ZERO);
+        let wire = m_layout().encode(&record, Charset::Gbk).expect("encodes");
+        assert_eq!(&wire[28..], b"000000000.00");
+    }
+
+    #[test]
+    fn m_field_refuses_sign_third_decimal_and_overflow() {
+        let layout = m_layout();
+        for bad in [
+            &b"-00000035.20"[..],
+            b"+00000035.20",
+            b"0000035.200 ",
+            b"00000035.200",
+            b"000000035.2 ",
+            b"   000035.20",
+            b"000000003520",
+            b"0000000.3520",
+        ] {
+            let mut wire = b"P000000000000000000120261202".to_vec();
+            wire.extend_from_slice(bad);
+            let error = layout.decode(&wire, Charset::Gbk).expect_err("refused");
+            assert_eq!(error.code(), "LAYOUT_NOT_AMOUNT", "{:?}", bad);
+            assert!(error.to_string().contains("offset 28"), "{error}");
+        }
+        let base = Record::new()
+            .with("PartnerSerial", "P1")
+            .with("AcctDate", "20261202");
+        for bad in ["-35.20", "35.205", "35.2", "35", "+1.00"] {
+            let record = base.clone().with("Balance", bad);
+            // "35" reads as fen digits (set_money's form): 0.35 yuan, which fits.
+            if bad == "35" {
+                let wire = layout.encode(&record, Charset::Gbk).expect("fen digits");
+                assert_eq!(&wire[28..], b"000000000.35");
+                continue;
+            }
+            let error = layout.encode(&record, Charset::Gbk).expect_err(bad);
+            assert_eq!(error.code(), "LAYOUT_NOT_AMOUNT", "{bad}");
+        }
+        let mut negative = base.clone();
+        negative.set_money("Balance", Money::from_fen(-1));
+        assert_eq!(
+            layout
+                .encode(&negative, Charset::Gbk)
+                .err()
+                .map(|e| e.code()),
+            Some("LAYOUT_NOT_AMOUNT")
+        );
+        let mut too_wide = base;
+        too_wide.set_money("Balance", Money::from_fen(100_000_000_000));
+        assert_eq!(
+            layout
+                .encode(&too_wide, Charset::Gbk)
+                .err()
+                .map(|e| e.code()),
+            Some("LAYOUT_TOO_LONG")
+        );
+    }
+
+    #[test]
+    fn m_field_narrower_than_zero_amount_is_a_bad_layout() {
+        let text = r#"
+[[layouts]]
+name = "narrow"
+items = [ { name = "Amount", kind = "M", len = 3 } ]
+"#;
+        assert_eq!(
+            LayoutSet::from_toml(text).err().map(|e| e.code()),
+            Some("LAYOUT_BAD_LAYOUT")
         );
     }
 }

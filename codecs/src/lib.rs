@@ -10,7 +10,9 @@
 //! | [`mac`] | the MAC schemes of the partner specs, one function per scheme |
 //! | [`delimited`] | `|`-separated daily-file lines, split after decoding |
 //! | [`clock`] | the one injectable clock every component reads time from |
+//! | [`crypto`] | 国密: SM3 / HMAC-SM3, SM4 (ECB, CBC), SM2, zeroizing `SecretBytes` |
 pub mod clock;
+pub mod crypto;
 pub mod delimited;
 pub mod frame;
 pub mod layout;

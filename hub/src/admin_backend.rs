@@ -16,20 +16,33 @@ pub struct JournalAdmin {
 impl AdminBackend for JournalAdmin {
     async fn overview(&self) -> Result<Overview, AdminError> {
         let journal = self.engine.journal();
-        let counts = journal.count_by_state().await.map_err(|e| AdminError::Backend(e.to_string()))?;
+        let counts = journal
+            .count_by_state()
+            .await
+            .map_err(|e| AdminError::Backend(e.to_string()))?;
         let states = counts
             .into_iter()
             .map(|(state, n)| {
-                let label = PaymentState::parse(&state).map(|s| s.label_zh()).unwrap_or("未知");
+                let label = PaymentState::parse(&state)
+                    .map(|s| s.label_zh())
+                    .unwrap_or("未知");
                 (state, label.to_string(), n)
             })
             .collect();
-        let pending = journal.pending_count().await.map_err(|e| AdminError::Backend(e.to_string()))?;
-        let operator: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE next_action = 'OPERATOR'")
-            .fetch_one(journal.pool())
+        let pending = journal
+            .pending_count()
             .await
             .map_err(|e| AdminError::Backend(e.to_string()))?;
-        Ok(Overview { states, pending, operator })
+        let operator: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE next_action = 'OPERATOR'")
+                .fetch_one(journal.pool())
+                .await
+                .map_err(|e| AdminError::Backend(e.to_string()))?;
+        Ok(Overview {
+            states,
+            pending,
+            operator,
+        })
     }
 
     async fn payment(&self, hub_serial: &str) -> Result<PaymentDetail, AdminError> {
@@ -39,7 +52,10 @@ impl AdminBackend for JournalAdmin {
             .await
             .map_err(|e| AdminError::Backend(e.to_string()))?
             .ok_or(AdminError::NotFound)?;
-        let events = journal.events(hub_serial).await.map_err(|e| AdminError::Backend(e.to_string()))?;
+        let events = journal
+            .events(hub_serial)
+            .await
+            .map_err(|e| AdminError::Backend(e.to_string()))?;
         Ok(PaymentDetail {
             hub_serial: row.hub_serial.clone(),
             state: row.state.as_str().to_string(),

@@ -40,8 +40,10 @@ fn refusal(code: ErrorCode, detail: String) -> Refusal {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
         ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DuplicateMismatch => StatusCode::CONFLICT,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::UnknownPayee | ErrorCode::ReversalNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::NotFound | ErrorCode::NoSuchRoute => StatusCode::NOT_FOUND,
+        ErrorCode::UnknownPayee | ErrorCode::ReversalNotAllowed | ErrorCode::PayerNotAllowed => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -108,7 +110,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { refusal(ErrorCode::NotFound, "no such route".into()) })
+        .fallback(|| async { refusal(ErrorCode::NoSuchRoute, "no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(engine)
 }

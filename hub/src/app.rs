@@ -27,12 +27,40 @@ pub enum StartError {
     },
     #[error("recovery: {0}")]
     Recovery(#[from] crate::engine::EngineError),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("key store: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("[engine] node = {0}: must be 0..=99 (two digits of every hub serial)")]
+    BadNode(u8),
+    #[error("[hub.admin_tls] 已配置但未配置 [hub] admin_listen: 管理端TLS只用于单独的管理端监听")]
+    AdminTlsWithoutListener,
+}
+
+impl StartError {
+    /// Stable code for logs and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Journal(_) => "START_JOURNAL",
+            StartError::Adapter(_) => "START_ADAPTER",
+            StartError::Listen { .. } => "START_LISTEN",
+            StartError::Recovery(_) => "START_RECOVERY",
+            StartError::Tls(e) => e.code(),
+            StartError::Keys(e) => e.code(),
+            StartError::BadNode(_) => "START_BAD_NODE",
+            StartError::AdminTlsWithoutListener => "START_ADMIN_TLS_WITHOUT_LISTENER",
+        }
+    }
 }
 
 /// A running hub.
 pub struct Hub {
     pub engine: Arc<Engine>,
+    /// The channel API.
     pub addr: SocketAddr,
+    /// The admin surface when it has a listener of its own (`[hub] admin_listen`); otherwise it is
+    /// served under `/admin` on `addr`.
+    pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -55,9 +83,27 @@ impl Hub {
     }
 }
 
-pub fn partner_links(config: &HubConfig) -> Result<Vec<PartnerLink>, StartError> {
+/// The key-store link name of a 郴电国际 instance.
+pub fn chendian_link(bank_code: &str) -> String {
+    format!("CDGJ-{bank_code}")
+}
+
+/// Builds every configured partner. A link with keys in `[keys.links]` takes its MAC keys from
+/// the key store (current and next, operators' promotions applied) instead of the inline hex.
+pub async fn partner_links(
+    config: &HubConfig,
+    keys: Option<&crate::keys::KeyStore>,
+) -> Result<Vec<PartnerLink>, StartError> {
     let mut links = Vec::new();
     for c in &config.chendian {
+        let mut c = c.clone();
+        let link = chendian_link(&c.bank_code);
+        if let Some(store) = keys.filter(|_| config.keys.links.contains_key(&link)) {
+            let ring = store.mac_ring(&link).await?;
+            c.mac_key_hex = hex::encode_upper(ring.current().expose());
+            c.mac_key_next_hex = ring.next().map(|k| hex::encode_upper(k.expose()));
+            tracing::info!(link = %link, current = %ring.current().fingerprint(), "MAC keys from the key store.");
+        }
         let adapter = ChendianAdapter::new(c.clone())?;
         links.push(PartnerLink {
             adapter: Arc::new(adapter),
@@ -72,47 +118,139 @@ pub fn partner_links(config: &HubConfig) -> Result<Vec<PartnerLink>, StartError>
 
 /// Opens the journal, resumes unfinished payments, and starts the API and the resolver.
 pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartError> {
+    if config.engine.node > 99 {
+        return Err(StartError::BadNode(config.engine.node));
+    }
+    // Certificates first: a bad file stops the start before the journal or any port is touched.
+    let channel_tls = config
+        .hub
+        .tls
+        .as_ref()
+        .map(|tls| Ok::<_, StartError>((crate::tls::server_config(tls)?, tls.handshake_timeout_ms)))
+        .transpose()?;
+    if config.hub.admin_tls.is_some() && config.hub.admin_listen.is_none() {
+        return Err(StartError::AdminTlsWithoutListener);
+    }
+    let admin_tls = config
+        .hub
+        .admin_tls
+        .as_ref()
+        .map(|tls| Ok::<_, StartError>((crate::tls::server_config(tls)?, tls.handshake_timeout_ms)))
+        .transpose()?;
     let journal = Journal::open(&config.hub.database_url).await?;
     let core = CoreClient::new(config.core.clone(), clock.clone());
-    let links = partner_links(config)?;
+    let key_store =
+        crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
+    let links = partner_links(config, Some(&key_store)).await?;
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());
     let resumed = engine.recover().await?;
     if resumed > 0 {
         tracing::warn!(resumed, "Resumed payments interrupted by the last stop.");
     }
-    let listener = tokio::net::TcpListener::bind(&config.hub.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            address: config.hub.listen.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        address: config.hub.listen.clone(),
-        source,
-    })?;
-    let (shutdown, mut stop_api) = watch::channel(false);
-    let admin = Arc::new(crate::admin_backend::JournalAdmin { engine: engine.clone() });
-    let router = crate::api::router(engine.clone()).merge(admin::router(admin));
-    let api = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = stop_api.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "Channel API stopped.");
+    let (listener, addr) = bind(&config.hub.listen).await?;
+    let admin_listener = match &config.hub.admin_listen {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().map(|(_, addr)| *addr);
+    let (shutdown, _) = watch::channel(false);
+    let admin = admin::router(Arc::new(crate::admin_backend::JournalAdmin {
+        engine: engine.clone(),
+    }));
+    let mut tasks = Vec::new();
+    let channel_router = match admin_listener {
+        Some((admin_listener, _)) => {
+            tasks.push(spawn_server(
+                "admin",
+                admin_listener,
+                admin_tls,
+                admin,
+                shutdown.subscribe(),
+            )?);
+            crate::api::router(engine.clone())
         }
-    });
+        None => crate::api::router(engine.clone()).merge(admin),
+    };
+    tasks.push(spawn_server(
+        "channel",
+        listener,
+        channel_tls,
+        channel_router,
+        shutdown.subscribe(),
+    )?);
     let resolver = tokio::spawn(resolver_loop(
         engine.clone(),
         Duration::from_millis(config.hub.resolver_interval_ms.max(10)),
         shutdown.subscribe(),
     ));
-    tracing::info!(%addr, "Hub started.");
+    tasks.push(resolver);
+    tracing::info!(
+        %addr,
+        admin_addr = ?admin_addr,
+        channel_tls = config.hub.tls.is_some(),
+        admin_tls = config.hub.admin_tls.is_some(),
+        "Hub started."
+    );
     Ok(Hub {
         engine,
         addr,
+        admin_addr,
         shutdown,
-        tasks: vec![api, resolver],
+        tasks,
     })
+}
+
+async fn bind(address: &str) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let listen_error = |source| StartError::Listen {
+        address: address.to_string(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, addr))
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is set, until the shutdown signal; then
+/// lets requests in progress finish.
+fn spawn_server(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    tls: Option<(Arc<rustls::ServerConfig>, u64)>,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let task = match tls {
+        Some((config, handshake_timeout_ms)) => {
+            let address = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let listener = crate::tls::TlsListener::new(
+                listener,
+                config,
+                Duration::from_millis(handshake_timeout_ms),
+            )
+            .map_err(|source| StartError::Listen { address, source })?;
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
+                if let Err(e) = serve.await {
+                    tracing::error!(listener = name, error = %e, "HTTPS listener stopped.");
+                }
+            })
+        }
+        None => tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
+            if let Err(e) = serve.await {
+                tracing::error!(listener = name, error = %e, "HTTP listener stopped.");
+            }
+        }),
+    };
+    Ok(task)
 }
 
 /// The durable queue's worker: every interval (or when a payment is left in doubt) it drives the

@@ -337,10 +337,25 @@ impl Engine {
         if req.teller_no.is_empty() || req.teller_no.len() > 6 || !is_ascii_alnum(&req.teller_no) {
             return Err(EngineError::bad("teller_no must be 1..6 letters or digits"));
         }
-        if self.partner(&req.payee, &req.instance).is_none() {
+        let Some(link) = self.partner(&req.payee, &req.instance) else {
             return Err(EngineError::Refused {
                 code: ErrorCode::UnknownPayee,
                 detail: format!("{}/{}", req.payee, req.instance),
+            });
+        };
+        // A channel pays from a customer's account, never from the bank's own accounts of any
+        // partner (an internal account may run a debit balance, so the core would not stop it).
+        let internal = self
+            .partners
+            .values()
+            .chain(std::iter::once(link))
+            .any(|p| {
+                p.suspense_account == req.payer_account || p.settlement_account == req.payer_account
+            });
+        if internal {
+            return Err(EngineError::Refused {
+                code: ErrorCode::PayerNotAllowed,
+                detail: "payer_account is an internal account of the hub".into(),
             });
         }
         Ok(())
@@ -426,7 +441,10 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + wait;
         let mut row = first;
         loop {
-            let stored = row.first_answer.as_deref().map(serde_json::from_str::<ChannelAnswer>);
+            let stored = row
+                .first_answer
+                .as_deref()
+                .map(serde_json::from_str::<ChannelAnswer>);
             if let Some(Ok(answer)) = stored {
                 return Ok(answer);
             }
@@ -509,6 +527,7 @@ impl Engine {
                 ret_msg,
                 err_side,
             } => {
+                tracing::warn!(hub_serial = %row.hub_serial, ret_code = %ret_code, err_side = %err_side, "Core refused the debit; nothing moved.");
                 let change = Change {
                     state: Some(PaymentState::CoreFailed),
                     last_error: Some(format!("{ret_code} {ret_msg} {err_side}")),
@@ -740,6 +759,13 @@ impl Engine {
 
     async fn reschedule(&self, row: &PaymentRow, error: String) -> Result<Step, EngineError> {
         let now = self.clock.now();
+        tracing::warn!(
+            hub_serial = %row.hub_serial,
+            action = row.next_action.as_str(),
+            attempt = row.attempts + 1,
+            error = %error,
+            "Pending action got no answer; retrying with backoff."
+        );
         let change = Change {
             next_attempt_at: Some(Some(self.backoff(row.attempts))),
             bump_attempts: true,

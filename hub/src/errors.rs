@@ -8,6 +8,8 @@ use serde::Serialize;
 pub enum ErrorCode {
     BadRequest,
     BodyTooLarge,
+    NoSuchRoute,
+    PayerNotAllowed,
     DuplicateMismatch,
     UnknownPayee,
     NotFound,
@@ -38,6 +40,8 @@ impl ErrorCode {
         match self {
             BadRequest => ("BAD_REQUEST", "请求报文格式错误"),
             BodyTooLarge => ("BODY_TOO_LARGE", "请求报文过长"),
+            NoSuchRoute => ("NO_SUCH_ROUTE", "接口不存在"),
+            PayerNotAllowed => ("PAYER_NOT_ALLOWED", "付款账户不允许为内部账户"),
             DuplicateMismatch => ("DUPLICATE_MISMATCH", "渠道流水号重复且交易要素不同"),
             UnknownPayee => ("UNKNOWN_PAYEE", "不支持的收费单位"),
             NotFound => ("NOT_FOUND", "交易不存在"),
@@ -105,6 +109,8 @@ mod tests {
         let all = [
             ErrorCode::BadRequest,
             ErrorCode::BodyTooLarge,
+            ErrorCode::NoSuchRoute,
+            ErrorCode::PayerNotAllowed,
             ErrorCode::DuplicateMismatch,
             ErrorCode::UnknownPayee,
             ErrorCode::NotFound,

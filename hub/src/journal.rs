@@ -15,12 +15,17 @@ use crate::state::{NextAction, PaymentState};
 
 /// Migrations, in order. A small embedded runner instead of `sqlx::migrate!` keeps sqlx's
 /// proc-macro crates out of the build; the table records what ran.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_journal.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_journal.sql")),
+    (2, include_str!("../migrations/0002_keys.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("cannot open the journal {url}: {reason}")]
+    Open { url: String, reason: String },
     #[error("journal row {serial} has an unreadable column {column}: {value}")]
     Corrupt {
         serial: String,
@@ -33,6 +38,7 @@ impl JournalError {
     pub fn code(&self) -> &'static str {
         match self {
             JournalError::Database(_) => "JOURNAL_DATABASE",
+            JournalError::Open { .. } => "JOURNAL_OPEN",
             JournalError::Corrupt { .. } => "JOURNAL_CORRUPT",
         }
     }
@@ -139,6 +145,25 @@ fn ts(t: NaiveDateTime) -> String {
 impl Journal {
     /// Opens (creating when missing) the journal and runs the migrations.
     pub async fn open(url: &str) -> Result<Journal, JournalError> {
+        // A fresh installation has no folder for the journal yet: make it, so that the first
+        // start does not fail on a missing directory.
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            if !path.is_empty() && path != ":memory:" {
+                if let Some(parent) = std::path::Path::new(path)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent).map_err(|source| JournalError::Open {
+                        url: url.to_string(),
+                        reason: source.to_string(),
+                    })?;
+                }
+            }
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -148,7 +173,11 @@ impl Journal {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| JournalError::Open {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
         let journal = Journal { pool };
         journal.migrate().await?;
         Ok(journal)

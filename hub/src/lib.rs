@@ -12,19 +12,27 @@
 //! | [`api`] | the channel HTTP/JSON API and its OpenAPI document |
 //! | [`app`] | start-up wiring, the resolver job, recovery after restart |
 //! | [`recon_job`] | T+1: files in, reconciliation, reports, settlement |
+//! | [`simulate`] | `hub simulate`: the simulators on a config's ports, to try `hub serve` |
 //! | [`demo`] | `hub demo`: a business day against the simulators |
 //! | [`admin_backend`] | the journal behind the admin console (`/admin`) |
 //! | [`errors`] | channel error codes and their Chinese text |
 //! | [`mask`] | masking of personal data |
+//! | [`crypto_cli`] | `hub crypto`: the operators' SM2/SM3/SM4/MAC tool |
+//! | [`keys`] | key references, current/next rings, maker-checker promotion, session keys |
+//! | [`tls`] | rustls: HTTPS listeners (optional mutual TLS) and HTTPS partner clients |
 pub mod admin_backend;
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod core_client;
+pub mod crypto_cli;
 pub mod demo;
 pub mod engine;
 pub mod errors;
 pub mod journal;
+pub mod keys;
 pub mod mask;
 pub mod recon_job;
+pub mod simulate;
 pub mod state;
+pub mod tls;

@@ -39,6 +39,24 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// The operators' crypto tool: SM2 keys and signatures, SM3, SM4, partner MACs.
+    Crypto {
+        #[command(subcommand)]
+        command: hub::crypto_cli::CryptoCommand,
+    },
+    /// Key management: maker-checker promotion of a link's next key, and the list.
+    Keys {
+        #[command(subcommand)]
+        command: hub::keys::cli::KeysCommand,
+    },
+    /// Start the core and power simulators on the ports of a config (to try `hub serve`).
+    Simulate {
+        #[arg(long, default_value = "hub.toml")]
+        config: PathBuf,
+        /// Sample power customers per instance.
+        #[arg(long, default_value_t = 200)]
+        customers: usize,
+    },
     /// Reconcile one business date for every configured partner instance and settle.
     Recon {
         #[arg(long, default_value = "hub.toml")]
@@ -52,9 +70,12 @@ enum Command {
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colour codes only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
@@ -78,7 +99,24 @@ async fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            println!("hub listening on http://{}", hub.addr);
+            let scheme = |tls: bool| if tls { "https" } else { "http" };
+            println!(
+                "hub listening on {}://{} (channel API, OpenAPI at /openapi.json)",
+                scheme(config.hub.tls.is_some()),
+                hub.addr
+            );
+            match hub.admin_addr {
+                Some(admin) => println!(
+                    "admin console on {}://{}/admin",
+                    scheme(config.hub.admin_tls.is_some()),
+                    admin
+                ),
+                None => println!(
+                    "admin console on {}://{}/admin",
+                    scheme(config.hub.tls.is_some()),
+                    hub.addr
+                ),
+            }
             let _ = tokio::signal::ctrl_c().await;
             hub.stop().await;
             ExitCode::SUCCESS
@@ -114,6 +152,28 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("demo failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Crypto { command } => hub::crypto_cli::run(command),
+        Command::Keys { command } => {
+            init_logging("warn");
+            hub::keys::cli::run(command, Arc::new(SystemClock)).await
+        }
+        Command::Simulate { config, customers } => {
+            init_logging("warn");
+            let config = match hub::config::HubConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("配置错误 [{}]: {e}", e.code());
+                    return ExitCode::from(2);
+                }
+            };
+            match hub::simulate::run(&config, customers).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("模拟器启动失败 [SIMULATE_START]: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -58,6 +58,23 @@ pub struct SettlementOutcome {
     pub state: String,
     pub core_seq_no: Option<String>,
     pub message: Option<String>,
+    /// Records the posted (or pending) amount covers: the first run's count on a rerun.
+    pub count: usize,
+    /// An earlier run had already acted on this SeqNo: this run posted nothing.
+    pub earlier_run: bool,
+}
+
+impl SettlementOutcome {
+    fn execution(&self) -> reconciliation::SettlementExecution {
+        reconciliation::SettlementExecution {
+            state: self.state.clone(),
+            amount: Money::from_fen(self.amount_fen),
+            count: self.count,
+            core_seq_no: self.core_seq_no.clone(),
+            earlier_run: self.earlier_run,
+            message: self.message.clone(),
+        }
+    }
 }
 
 pub struct ReconRun {
@@ -215,16 +232,6 @@ pub async fn run(
         &awaiting,
         serde_json::to_vec_pretty(&result.awaiting_core).unwrap_or_default(),
     )?;
-    let stem = format!(
-        "RECON_{}_{}_{}",
-        adapter.payee(),
-        adapter.instance(),
-        yyyymmdd(business_date)
-    );
-    let html = report_dir.join(format!("{stem}.html"));
-    let csv = report_dir.join(format!("{stem}.csv"));
-    reconciliation::report::write_html(&result, &html)?;
-    reconciliation::report::write_csv(&result, &csv)?;
     let settlement = settle(
         engine,
         adapter.payee(),
@@ -233,6 +240,26 @@ pub async fn run(
         &result,
     )
     .await?;
+    let mut result = result;
+    result.execution = Some(settlement.execution());
+    let stem = format!(
+        "RECON_{}_{}_{}",
+        adapter.payee(),
+        adapter.instance(),
+        yyyymmdd(business_date)
+    );
+    let html = report_dir.join(format!("{stem}.html"));
+    let csv = report_dir.join(format!("{stem}.csv"));
+    // A rerun never destroys the report an operator may already have acted on.
+    let stamp = engine.clock().now().format("%Y%m%d%H%M%S").to_string();
+    for (path, ext) in [(&html, "html"), (&csv, "csv")] {
+        if path.exists() {
+            std::fs::rename(path, report_dir.join(format!("{stem}.{stamp}.{ext}")))?;
+        }
+    }
+    reconciliation::report::write_html(&result, &html)?;
+    reconciliation::report::write_csv(&result, &csv)?;
+
     Ok(ReconRun {
         result,
         html,
@@ -263,6 +290,8 @@ async fn settle(
             },
             core_seq_no: None,
             message: s.blocked_reason.clone(),
+            count: 0,
+            earlier_run: false,
         });
     }
     let journal = engine.journal();
@@ -287,8 +316,8 @@ async fn settle(
     .execute(journal.pool())
     .await
     .map_err(crate::journal::JournalError::from)?;
-    let row: (String, String, i64, Option<String>) = sqlx::query_as(
-        "SELECT state, tran_date, amount_fen, core_seq_no FROM settlements
+    let row: (String, String, i64, Option<String>, i64) = sqlx::query_as(
+        "SELECT state, tran_date, amount_fen, core_seq_no, record_count FROM settlements
          WHERE payee = ? AND instance = ? AND business_date = ?",
     )
     .bind(payee)
@@ -297,7 +326,8 @@ async fn settle(
     .fetch_one(journal.pool())
     .await
     .map_err(crate::journal::JournalError::from)?;
-    let (state, tran_date_text, amount_fen, core_seq_no) = row;
+    let (state, tran_date_text, amount_fen, core_seq_no, record_count) = row;
+    let count = usize::try_from(record_count).unwrap_or(0);
     if state == "POSTED" || state == "REFUSED" {
         return Ok(SettlementOutcome {
             seq_no: s.seq_no.clone(),
@@ -305,6 +335,8 @@ async fn settle(
             state,
             core_seq_no,
             message: Some("已处理，未重复记账".into()),
+            count,
+            earlier_run: true,
         });
     }
     let tran_date = codecs::clock::parse_yyyymmdd(&tran_date_text).unwrap_or(now.date());
@@ -318,6 +350,8 @@ async fn settle(
             state: "REFUSED".into(),
             core_seq_no: None,
             message: Some("partner not configured".into()),
+            count,
+            earlier_run: false,
         });
     };
     let outcome = engine
@@ -362,6 +396,8 @@ async fn settle(
         state: state.into(),
         core_seq_no: core_seq,
         message,
+        count,
+        earlier_run: false,
     })
 }
 
@@ -377,7 +413,11 @@ pub async fn run_all(
         .await
         .map_err(|e| e.to_string())?;
     let core = crate::core_client::CoreClient::new(config.core.clone(), clock.clone());
-    let links = crate::app::partner_links(config).map_err(|e| e.to_string())?;
+    let key_store =
+        crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
+    let links = crate::app::partner_links(config, Some(&key_store))
+        .await
+        .map_err(|e| e.to_string())?;
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());
     let mut differences = 0usize;
     let links: Vec<PartnerLink> = engine.partners().cloned().collect();

@@ -517,7 +517,7 @@ impl<'a> Engine<'a> {
                     Some(core_date),
                     CoreExpectation::NotPosted,
                     format!(
-                        "本方已{}, 核心{}文件未到",
+                        "本方{}, 核心{}文件未到",
                         hub.state.label_zh(),
                         yyyymmdd(core_date)
                     ),
@@ -760,12 +760,26 @@ impl<'a> Engine<'a> {
             matched_count: matched.len(),
             matched_amount,
             difference_count: differences.len(),
-            awaiting_core_count: awaiting_core.len(),
+            awaiting_core_count: awaiting_core
+                .iter()
+                .filter(|a| a.expects == CoreExpectation::Posted)
+                .count(),
             awaiting_core_amount: total(
                 "待核心入账金额",
                 &mut awaiting_core
                     .iter()
                     .filter(|a| a.expects == CoreExpectation::Posted)
+                    .map(|a| a.amount),
+            ),
+            awaiting_reversal_count: awaiting_core
+                .iter()
+                .filter(|a| a.expects == CoreExpectation::NotPosted)
+                .count(),
+            awaiting_reversal_amount: total(
+                "待核心冲正确认金额",
+                &mut awaiting_core
+                    .iter()
+                    .filter(|a| a.expects == CoreExpectation::NotPosted)
                     .map(|a| a.amount),
             ),
         };
@@ -790,6 +804,7 @@ impl<'a> Engine<'a> {
             settlement,
             totals,
             warnings: self.warnings,
+            execution: None,
         }
     }
 }

@@ -21,5 +21,6 @@ pub use core_file::{CoreFile, FileError};
 pub use engine::{reconcile, reconcile_with_carried, settlement_seq_no, settlement_summary};
 pub use model::{
     AwaitingCore, CoreExpectation, CoreRecord, CoreStatus, Difference, DifferenceKind, HubRecord,
-    HubState, MatchedRecord, PartnerRecord, ReconInput, ReconResult, Settlement, Totals,
+    HubState, MatchedRecord, PartnerRecord, ReconInput, ReconResult, Settlement,
+    SettlementExecution, Totals,
 };

@@ -257,8 +257,12 @@ pub struct Totals {
     pub matched_count: usize,
     pub matched_amount: Money,
     pub difference_count: usize,
+    /// Agreed by hub and partner, posting expected in a core file not yet available.
     pub awaiting_core_count: usize,
     pub awaiting_core_amount: Money,
+    /// Reversed at the hub; the core file that must show the reversal is not yet available.
+    pub awaiting_reversal_count: usize,
+    pub awaiting_reversal_amount: Money,
 }
 
 /// The outcome of one reconciliation run.
@@ -276,6 +280,25 @@ pub struct ReconResult {
     pub totals: Totals,
     /// Anomalies in the input that are not differences (duplicates, out-of-date lines), in Chinese.
     pub warnings: Vec<String>,
+    /// What became of the settlement instruction, once the hub has acted on it (the engine
+    /// itself never posts: it leaves this empty).
+    #[serde(default)]
+    pub execution: Option<SettlementExecution>,
+}
+
+/// The settlement as the core recorded it (filled in by the hub after it posted, or found that a
+/// previous run had posted, the instruction).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementExecution {
+    /// POSTED, REFUSED, UNKNOWN, NOTHING_TO_SETTLE, BLOCKED.
+    pub state: String,
+    /// What was (or is being) posted under the SeqNo: the first run's figures on a rerun.
+    pub amount: Money,
+    pub count: usize,
+    pub core_seq_no: Option<String>,
+    /// True when an earlier run had already acted on this SeqNo and this run posted nothing.
+    pub earlier_run: bool,
+    pub message: Option<String>,
 }
 
 impl ReconResult {

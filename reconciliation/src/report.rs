@@ -73,6 +73,11 @@ td,th{{border:1px solid #999;padding:2px 6px}}td.n{{text-align:right}}</style>\n
         ("核心记账", t.core_count, t.core_amount),
         ("三方一致", t.matched_count, t.matched_amount),
         ("待核心入账", t.awaiting_core_count, t.awaiting_core_amount),
+        (
+            "待核心冲正确认",
+            t.awaiting_reversal_count,
+            t.awaiting_reversal_amount,
+        ),
     ] {
         let _ = writeln!(
             h,
@@ -201,6 +206,35 @@ fn expectation_zh(expects: CoreExpectation) -> &'static str {
 
 fn settlement_state_zh(result: &ReconResult) -> String {
     let s = &result.settlement;
+    if let Some(x) = &result.execution {
+        let state = match x.state.as_str() {
+            "POSTED" => "已记账",
+            "REFUSED" => "核心拒绝, 待人工处理",
+            "UNKNOWN" => "结果未知, 重跑时以同一流水号向核心查证",
+            "NOTHING_TO_SETTLE" => "无需结算",
+            "BLOCKED" => "不得结算",
+            _ => "未知状态",
+        };
+        let mut text = format!("{state} {}", x.state);
+        if let Some(seq) = &x.core_seq_no {
+            text.push_str(&format!(", 核心流水 {seq}"));
+        }
+        if x.earlier_run {
+            text.push_str(&format!(
+                "; 已由首次对账处理: {} 笔 {} 元, 本次未重复记账",
+                x.count,
+                x.amount.to_yuan()
+            ));
+            if x.amount != s.amount || x.count != s.count {
+                text.push_str(&format!(
+                    "; 本次重算 {} 笔 {} 元, 差额由人工核对",
+                    s.count,
+                    s.amount.to_yuan()
+                ));
+            }
+        }
+        return text;
+    }
     match &s.blocked_reason {
         Some(reason) => format!("不得结算: {reason}"),
         None if s.is_postable() => "可结算".to_string(),
@@ -249,6 +283,11 @@ pub fn render_csv(result: &ReconResult) -> String {
         ("核心记账", t.core_count, t.core_amount),
         ("三方一致", t.matched_count, t.matched_amount),
         ("待核心入账", t.awaiting_core_count, t.awaiting_core_amount),
+        (
+            "待核心冲正确认",
+            t.awaiting_reversal_count,
+            t.awaiting_reversal_amount,
+        ),
     ] {
         csv_row(&mut c, &[f(label), count.to_string(), amount.to_yuan()]);
     }

@@ -290,6 +290,9 @@ impl Env {
                 file_dir: self.files_dir(),
                 report_dir: self.dir.path().join("reports"),
                 resolver_interval_ms: 20,
+                tls: None,
+                admin_listen: None,
+                admin_tls: None,
             },
             engine: EngineConfig {
                 node: 1,
@@ -310,12 +313,14 @@ impl Env {
                 host: "127.0.0.1".into(),
                 port: self.power.addr.port(),
                 mac_key_hex: o.hub_mac_key_hex.clone(),
+                mac_key_next_hex: None,
                 suspense_account: SUSPENSE.into(),
                 settlement_account: SETTLEMENT.into(),
                 connect_timeout_ms: 1_000,
                 answer_timeout_ms: o.partner_answer_timeout_ms,
                 file_dir: None,
             }],
+            keys: Default::default(),
         }
     }
 
@@ -335,6 +340,32 @@ impl Env {
         let clock: SharedClock = self.clock.clone();
         let handle = runtime.handle().clone();
         // block_on on a blocking thread: sqlx's futures are not provably Send to the compiler.
+        let hub =
+            tokio::task::spawn_blocking(move || handle.block_on(hub::app::start(&config, clock)))
+                .await
+                .expect("hub start task")
+                .expect("hub starts");
+        let engine = hub.engine.clone();
+        let base_url = format!("http://{}", hub.addr);
+        self.hub = Some(RunningHub {
+            runtime,
+            hub: Some(hub),
+            engine,
+            base_url,
+        });
+    }
+
+    /// Starts a hub on the journal with a config of the test's own (e.g. a partner or core port
+    /// pointing at a proxy or a fake server the test runs).
+    pub async fn start_hub_with_config(&mut self, config: HubConfig) {
+        assert!(self.hub.is_none(), "a hub is already running");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("hub runtime");
+        let clock: SharedClock = self.clock.clone();
+        let handle = runtime.handle().clone();
         let hub =
             tokio::task::spawn_blocking(move || handle.block_on(hub::app::start(&config, clock)))
                 .await

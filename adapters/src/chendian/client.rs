@@ -359,6 +359,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             mac_key_hex: KEY_HEX.into(),
+            mac_key_next_hex: None,
             suspense_account: "43102000100100000001".into(),
             settlement_account: "43102000100100000099".into(),
             connect_timeout_ms: 1_000,
@@ -472,6 +473,42 @@ mod tests {
             }
             other => panic!("expected Paid, got {other:?}"),
         }
+    }
+
+    /// The partner switched to `KEY_HEX` first; our current key is still the old one.
+    #[tokio::test]
+    async fn an_answer_under_the_next_key_is_accepted_and_the_request_uses_the_current() {
+        const OLD_KEY_HEX: &str = "11111111111111111111111111111111";
+        let (port, task) = partner(|mut socket, _| async move {
+            let frame = answer("1002", "0000", b"P202612030000000007720261203000000007665");
+            socket.write_all(&frame).await.expect("write");
+        })
+        .await;
+        let adapter = ChendianAdapter::new(ChendianConfig {
+            bank_code: "NSH43102".into(),
+            host: "127.0.0.1".into(),
+            port,
+            mac_key_hex: OLD_KEY_HEX.into(),
+            mac_key_next_hex: Some(KEY_HEX.into()),
+            suspense_account: "43102000100100000001".into(),
+            settlement_account: "43102000100100000099".into(),
+            connect_timeout_ms: 1_000,
+            answer_timeout_ms: 2_000,
+            file_dir: None,
+        })
+        .expect("adapter");
+        let outcome = adapter.pay(&ctx(), &order()).await;
+        let request = task.await.expect("partner task");
+        assert_eq!(request.len(), 192);
+        // Under the spec key the MAC would be 10B87B1C3800640D; the current (old) key gives another.
+        assert_ne!(&request[176..], b"10B87B1C3800640D");
+        let old_key = codecs::mac::parse_key_hex(OLD_KEY_HEX).expect("key");
+        let expected = codecs::mac::cdgj_mac_hex(&old_key, &request[..176]);
+        assert_eq!(&request[176..], expected.as_bytes());
+        assert!(
+            matches!(&outcome, PayOutcome::Paid { partner_serial, .. } if partner_serial == "P2026120300000000077"),
+            "{outcome:?}"
+        );
     }
 
     #[tokio::test]

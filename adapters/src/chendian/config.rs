@@ -25,8 +25,12 @@ pub struct ChendianConfig {
     /// The power company's host; it listens, the bank connects.
     pub host: String,
     pub port: u16,
-    /// SM4 MAC key, 32 hex digits. Never logged: `Debug` masks it.
+    /// SM4 MAC key, 32 hex digits. Never logged: `Debug` masks it. Requests are MACed with it.
     pub mac_key_hex: String,
+    /// The next SM4 MAC key during a key change, 32 hex digits: answers whose MAC fails with the
+    /// current key are tried with this one, so the partner may switch first. Never logged.
+    #[serde(default)]
+    pub mac_key_next_hex: Option<String>,
     /// 代收过渡户 of this BankCode.
     pub suspense_account: String,
     /// The power company's settlement account at this bank.
@@ -55,6 +59,10 @@ impl fmt::Debug for ChendianConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("mac_key_hex", &"<hidden>")
+            .field(
+                "mac_key_next_hex",
+                &self.mac_key_next_hex.as_ref().map(|_| "<hidden>"),
+            )
             .field("suspense_account", &mask(&self.suspense_account))
             .field("settlement_account", &mask(&self.settlement_account))
             .field("connect_timeout_ms", &self.connect_timeout_ms)
@@ -111,10 +119,24 @@ impl ChendianConfig {
                 return Err(bad(field, "须在1至600000毫秒之间"));
             }
         }
+        self.next_mac_key()?;
         // The MacError text never contains the key itself, only its shape.
         codecs::mac::parse_key_hex(&self.mac_key_hex).map_err(|_| {
             AdapterError::Key(format!(
                 "{} 的 mac_key_hex 须为32位十六进制",
+                self.bank_code
+            ))
+        })
+    }
+
+    /// The parsed next MAC key, when one is configured.
+    pub fn next_mac_key(&self) -> Result<Option<[u8; 16]>, AdapterError> {
+        let Some(hex) = &self.mac_key_next_hex else {
+            return Ok(None);
+        };
+        codecs::mac::parse_key_hex(hex).map(Some).map_err(|_| {
+            AdapterError::Key(format!(
+                "{} 的 mac_key_next_hex 须为32位十六进制",
                 self.bank_code
             ))
         })
@@ -146,6 +168,29 @@ mod tests {
         assert_eq!(config.connect_timeout_ms, 3000);
         assert_eq!(config.answer_timeout_ms, 15000);
         assert_eq!(config.file_dir, None);
+        assert_eq!(config.mac_key_next_hex, None);
+        assert_eq!(config.next_mac_key().ok(), Some(None));
+    }
+
+    #[test]
+    fn next_key_parses_and_stays_hidden() {
+        let text = "bank_code = \"NSH43102\"\nhost = \"h\"\nport = 1\n\
+                    mac_key_hex = \"0123456789abcdeffedcba9876543210\"\n\
+                    mac_key_next_hex = \"00112233445566778899AABBCCDDEEFF\"\n\
+                    suspense_account = \"1\"\nsettlement_account = \"2\"\n";
+        let config = ChendianConfig::from_toml(text).expect("parses");
+        let next = config.next_mac_key().expect("valid").expect("present");
+        assert_eq!(next[0], 0x00);
+        assert_eq!(next[1], 0x11);
+        assert_eq!(next[15], 0xFF);
+        let shown = format!("{config:?}");
+        assert!(!shown.to_uppercase().contains("00112233"));
+        let mut bad = config.clone();
+        bad.mac_key_next_hex = Some("0011".into());
+        let error = bad.validate().expect_err("short next key refused");
+        assert_eq!(error.code(), "ADP_KEY");
+        assert!(error.to_string().contains("mac_key_next_hex"));
+        assert!(!error.to_string().contains("0011"));
     }
 
     #[test]

@@ -192,11 +192,22 @@ impl ResponseError {
     }
 }
 
-/// The message codec of one instance: its layouts, BankCode and MAC key.
+/// The message codec of one instance: its layouts, BankCode and MAC keys.
 pub struct Messages {
     layouts: LayoutSet,
     bank_code: String,
+    /// Requests are MACed with this key; answers are checked with it first.
     key: [u8; 16],
+    /// During a key change the partner may switch before we do: answers that fail with `key`
+    /// are checked with this one.
+    next_key: Option<[u8; 16]>,
+}
+
+/// Which configured key verified an answer's MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacKeySlot {
+    Current,
+    Next,
 }
 
 impl std::fmt::Debug for Messages {
@@ -204,6 +215,7 @@ impl std::fmt::Debug for Messages {
         f.debug_struct("Messages")
             .field("bank_code", &self.bank_code)
             .field("key", &"<hidden>")
+            .field("next_key", &self.next_key.map(|_| "<hidden>"))
             .finish()
     }
 }
@@ -245,7 +257,36 @@ impl Messages {
             layouts,
             bank_code: bank_code.to_string(),
             key,
+            next_key: None,
         })
+    }
+
+    /// Adds the next MAC key of a key change (see [`MacKeySlot`]).
+    pub fn with_next_key(mut self, next_key: Option<[u8; 16]>) -> Messages {
+        self.next_key = next_key;
+        self
+    }
+
+    /// Checks the answer MAC with the current key, then the next one; `None` when neither
+    /// matches. Which key matched is logged by fingerprint, never the key.
+    pub fn verify_mac(&self, data: &[u8], mac: &[u8]) -> Option<MacKeySlot> {
+        if codecs::mac::verify_cdgj_mac(&self.key, data, mac) {
+            return Some(MacKeySlot::Current);
+        }
+        let next_key = self.next_key.as_ref()?;
+        if codecs::mac::verify_cdgj_mac(next_key, data, mac) {
+            let fingerprint =
+                codecs::crypto::secret::SecretBytes::new(next_key.to_vec()).fingerprint();
+            tracing::info!(
+                partner = crate::chendian::PAYEE,
+                bank_code = %self.bank_code,
+                key_slot = "next",
+                key_fp = %fingerprint,
+                "Answer MAC verified with the next key: the partner has switched keys."
+            );
+            return Some(MacKeySlot::Next);
+        }
+        None
     }
 
     pub fn bank_code(&self) -> &str {
@@ -357,7 +398,7 @@ impl Messages {
         let (data, mac) = body.split_at(body.len() - MAC_LEN);
         // The MAC is checked on the raw bytes before any field is read: a field that fails to
         // parse in a message whose MAC is also wrong is noise, not a partner error.
-        if !codecs::mac::verify_cdgj_mac(&self.key, data, mac) {
+        if self.verify_mac(data, mac).is_none() {
             return Err(ResponseError::BadMac);
         }
         let (header_bytes, rest) = data.split_at(HEADER_LEN);
@@ -667,6 +708,80 @@ mod tests {
         data.extend_from_slice(b"202611000000009870000000000120");
         assert_eq!(data.len(), 346);
         data
+    }
+
+    /// A key that is not the spec's: the worked examples' MACs cannot verify under it.
+    const OTHER_KEY: [u8; 16] = [0x11; 16];
+
+    fn spec_1001_body_with_mac() -> Vec<u8> {
+        let mut body = spec_1001_answer();
+        body.extend_from_slice(b"2320B0CE729FFA80");
+        body
+    }
+
+    #[test]
+    fn answer_under_the_next_key_verifies_after_the_current_fails() {
+        // The partner switched to the spec key (our next) while our current key is another one.
+        let switched = Messages::new("NSH43102", OTHER_KEY)
+            .expect("layouts load")
+            .with_next_key(Some(KEY));
+        let body = spec_1001_body_with_mac();
+        let (data, mac) = body.split_at(346);
+        assert_eq!(switched.verify_mac(data, mac), Some(MacKeySlot::Next));
+        let response = switched
+            .decode_response(TxCode::Query, SERIAL_1, &body)
+            .expect("decodes with the next key");
+        assert_eq!(response.header.rsp_msg, "成功");
+
+        // The current key is tried first.
+        let both = messages().with_next_key(Some(OTHER_KEY));
+        assert_eq!(both.verify_mac(data, mac), Some(MacKeySlot::Current));
+
+        // Neither key: refused, as without a next key.
+        let neither = Messages::new("NSH43102", OTHER_KEY)
+            .expect("layouts load")
+            .with_next_key(Some([0x22; 16]));
+        assert_eq!(neither.verify_mac(data, mac), None);
+        assert_eq!(
+            neither
+                .decode_response(TxCode::Query, SERIAL_1, &body)
+                .err(),
+            Some(ResponseError::BadMac)
+        );
+        let no_next = Messages::new("NSH43102", OTHER_KEY).expect("layouts load");
+        assert_eq!(no_next.verify_mac(data, mac), None);
+    }
+
+    #[test]
+    fn requests_are_maced_with_the_current_key_only() {
+        let order = PayOrder {
+            customer_no: "4310020000000001".into(),
+            pay_amount: Money::from_fen(30000),
+            total_due: Money::from_fen(22335),
+            payer_account: "6230901000000000011".into(),
+        };
+        let with_next = messages().with_next_key(Some(OTHER_KEY));
+        let body = with_next
+            .encode_request(&ctx(SERIAL_2), &Request::Pay(&order))
+            .expect("encodes");
+        assert_eq!(body.len(), 192);
+        assert_eq!(&body[176..], b"10B87B1C3800640D");
+        // With the spec key only as the next key, the request is not MACed with it.
+        let next_only = Messages::new("NSH43102", OTHER_KEY)
+            .expect("layouts load")
+            .with_next_key(Some(KEY));
+        let body = next_only
+            .encode_request(&ctx(SERIAL_2), &Request::Pay(&order))
+            .expect("encodes");
+        assert_ne!(&body[176..], b"10B87B1C3800640D");
+    }
+
+    #[test]
+    fn debug_hides_both_keys() {
+        let shown = format!("{:?}", messages().with_next_key(Some(OTHER_KEY)));
+        assert!(!shown.contains("17, 17"));
+        assert!(!shown.contains("0x11"));
+        assert!(shown.contains("<hidden>"));
     }
 
     #[test]

@@ -33,7 +33,8 @@ impl ChendianAdapter {
     /// reload.
     pub fn new(config: ChendianConfig) -> Result<Self, AdapterError> {
         let key = config.validate()?;
-        let messages = messages::Messages::new(&config.bank_code, key)?;
+        let next_key = config.next_mac_key()?;
+        let messages = messages::Messages::new(&config.bank_code, key)?.with_next_key(next_key);
         let endpoint = Endpoint {
             host: config.host.clone(),
             port: config.port,

@@ -91,6 +91,10 @@ pub struct OriginalRef {
     pub tx_date: NaiveDate,
     pub customer_no: String,
     pub amount: Money,
+    /// The total due the original payment carried: with the amount it tells which trade the
+    /// original went as (a prepayment when nothing was due), so a reversal after a restart names it
+    /// right.
+    pub total_due: Money,
 }
 
 /// A definite answer of the partner, kept verbatim for the journal and the channel.
@@ -248,8 +252,29 @@ pub trait BillPartner: Send + Sync {
     async fn reverse(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome;
     /// 查证 of a payment.
     async fn status(&self, ctx: &RequestContext, original: &OriginalRef) -> StatusOutcome;
-    fn parse_daily_file(&self, bytes: &[u8]) -> Result<DailyFile, AdapterError>;
-    fn daily_file_name(&self, acct_date: NaiveDate) -> String;
+    /// The names of one accounting date's files, in the order [`BillPartner::parse_daily`]
+    /// takes their contents (郴电国际: one file; county water: totals, then detail).
+    fn daily_files(&self, acct_date: NaiveDate) -> Vec<String>;
+    /// Parses one accounting date's files, checked against their own totals.
+    fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError>;
+    /// The core Purpose of this partner's postings (core-banking.md, "Purpose codes").
+    fn purpose(&self) -> &str;
+    /// The 8002 Summary of a payment (at most 40 GBK bytes).
+    fn payment_summary(&self, customer_no: &str) -> String;
+    /// The code that names this instance in settlements (BankCode, CompanyCode): letters and
+    /// digits only, as it goes into the settlement SeqNo.
+    fn settlement_code(&self) -> &str;
+    /// The 8002 Summary of a settlement.
+    fn settlement_summary(&self, acct_date: NaiveDate) -> String;
+    /// Width of the partner's bank serial field: the hub's serials for it are this long.
+    fn bank_serial_len(&self) -> usize {
+        20
+    }
+    /// Whether the partner takes new payments at this time of day (some refuse them around
+    /// their day-end): outside, the hub refuses before debiting anyone.
+    fn accepts_payments_at(&self, _time: chrono::NaiveTime) -> bool {
+        true
+    }
 }
 
 /// Masks personal data for logs: the first 4 and last 4 characters stay, the rest become `*`;

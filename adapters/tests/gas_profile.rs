@@ -360,6 +360,7 @@ async fn reversal_304_names_302_and_status_305_over_tcp() {
         tx_date: NaiveDate::from_ymd_opt(2026, 12, 2).expect("date"),
         customer_no: "RQ2019004567".into(),
         amount: Money::from_fen(12640),
+        total_due: Money::from_fen(12640),
     };
     let outcome = adapter(port).reverse(&ctx(), &original).await;
     assert!(matches!(outcome, ReversalOutcome::TooLate), "{outcome:?}");
@@ -381,7 +382,13 @@ fn daily_files_parse_with_totals_checked() {
     assert_eq!(names.totals, "RQZZ43122120261202.txt");
     assert_eq!(names.detail, "RQMX43122120261202.txt");
     assert_eq!(names.flag, "DZ43122120261202.ok");
-    assert_eq!(adapter.daily_file_name(date), "RQMX43122120261202.txt");
+    assert_eq!(
+        BillPartner::daily_files(&adapter, date),
+        vec![
+            "RQZZ43122120261202.txt".to_string(),
+            "RQMX43122120261202.txt".to_string()
+        ]
+    );
     let totals = b"431221|20261202|2|226.40|2|226.40\r\n";
     let lines: [&[u8]; 2] = [
         b"20261202|1|20261202|ZF2612020000000031|G2026120200000000031|RQ2019004567|126.40|4\r\n",

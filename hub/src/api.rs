@@ -44,7 +44,7 @@ fn refusal(code: ErrorCode, detail: String) -> Refusal {
         ErrorCode::UnknownPayee | ErrorCode::ReversalNotAllowed | ErrorCode::PayerNotAllowed => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable => {
+        ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable | ErrorCode::PartnerDayEnd => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

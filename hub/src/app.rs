@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::chendian::ChendianAdapter;
+use adapters::spi::BillPartner;
 use codecs::clock::SharedClock;
 use tokio::sync::watch;
 
@@ -106,11 +107,21 @@ pub async fn partner_links(
         }
         let adapter = ChendianAdapter::new(c.clone())?;
         links.push(PartnerLink {
+            purpose: BillPartner::purpose(&adapter).to_string(),
             adapter: Arc::new(adapter),
-            purpose: "CDGJ".to_string(),
             suspense_account: c.suspense_account.clone(),
             settlement_account: c.settlement_account.clone(),
-            summary_prefix: "电费".to_string(),
+        });
+    }
+    // Fixed-length partners defined by a profile (county water built in; others, such as a gas
+    // company, from a profile file): no partner-specific code here.
+    for c in &config.fixedlen {
+        let adapter = adapters::fixedlen::FixedLenAdapter::from_config(c.clone())?;
+        links.push(PartnerLink {
+            purpose: BillPartner::purpose(&adapter).to_string(),
+            adapter: Arc::new(adapter),
+            suspense_account: c.suspense_account.clone(),
+            settlement_account: c.settlement_account.clone(),
         });
     }
     Ok(links)

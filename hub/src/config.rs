@@ -18,6 +18,9 @@ pub struct HubConfig {
     /// One entry per 郴电国际 BankCode.
     #[serde(default)]
     pub chendian: Vec<ChendianConfig>,
+    /// One entry per instance of a fixed-length partner defined by a profile (`[[fixedlen]]`).
+    #[serde(default)]
+    pub fixedlen: Vec<adapters::fixedlen::FixedLenConfig>,
     /// Key references per link, the master key of session keys (`[keys]`).
     #[serde(default)]
     pub keys: crate::keys::KeysConfig,

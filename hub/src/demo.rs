@@ -1,7 +1,9 @@
-//! `hub demo`: one business day of 郴电国际 bill payments against the core and power simulators,
-//! on a compressed clock shared by the hub and the simulators, through the core's 23:00 date switch
-//! and the power company's 23:30 day-end; then the daily files, T+1 reconciliation, the report,
-//! settlement and `summary.json`.
+//! `hub demo`: one business day of bill payments against the core and the partners' simulators
+//! (郴电国际 power, and the profile-driven fixed-length partners of `deploy/demo/partners.toml`:
+//! four county water companies and a partner onboarded by configuration alone), on a compressed
+//! clock shared by the hub and the simulators, through the core's 23:00 date switch and the
+//! partners' day-ends; then the daily files, T+1 reconciliation, the reports, settlement and
+//! `summary.json`.
 //!
 //! Every fault the day injects is recorded with the payment it hits, so that each reconciliation
 //! difference is either explained by a recorded fault or counted as `unexplained`.
@@ -17,9 +19,7 @@ use codecs::Money;
 use fixtures::core_sim::{
     self, AccountFixture, AcctClass, AcctStatus, CoreFault, CoreSimConfig, FaultRule,
 };
-use fixtures::power_sim::{
-    self, ArrearsItem, PowerCustomer, PowerFault, PowerFaultRule, PowerSimConfig,
-};
+use fixtures::sims::{self, BillSim, SimFault};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -39,6 +39,64 @@ const ANSWER_TIMEOUT_MS: u64 = 600;
 const LATE_BY: Duration = Duration::from_millis(1_500);
 /// Payments in flight at once.
 const CONCURRENCY: usize = 16;
+
+/// The fixed-length partners of the day (configuration, not code).
+const DEMO_PARTNERS_TOML: &str = include_str!("../../deploy/demo/partners.toml");
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoPartners {
+    #[serde(default)]
+    fixedlen: Vec<DemoFixedLen>,
+}
+
+/// One fixed-length instance of the demo: its simulator and the hub's configuration of it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoFixedLen {
+    simulator: String,
+    share: u32,
+    instance: String,
+    #[serde(default)]
+    profile_builtin: Option<String>,
+    #[serde(default)]
+    profile_file: Option<PathBuf>,
+    company_code: String,
+    mac_key_hex: String,
+    suspense_account: String,
+    settlement_account: String,
+}
+
+impl DemoFixedLen {
+    fn adapter_config(&self, port: u16) -> Result<adapters::fixedlen::FixedLenConfig, DemoError> {
+        // A profile file is found from the working directory, or else from the source tree the
+        // binary was built from (so `hub demo` runs from anywhere on a build machine).
+        let profile_file = self.profile_file.as_ref().map(|path| {
+            if path.is_relative() && !path.exists() {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(path)
+            } else {
+                path.clone()
+            }
+        });
+        Ok(adapters::fixedlen::FixedLenConfig {
+            instance: self.instance.clone(),
+            profile_builtin: self.profile_builtin.clone(),
+            profile_file,
+            company_code: self.company_code.clone(),
+            host: "127.0.0.1".into(),
+            port,
+            mac_key_hex: self.mac_key_hex.clone(),
+            suspense_account: self.suspense_account.clone(),
+            settlement_account: self.settlement_account.clone(),
+            connect_timeout_ms: 1_000,
+            answer_timeout_ms: Some(ANSWER_TIMEOUT_MS),
+            answer_timeouts_ms: Default::default(),
+            file_dir: None,
+        })
+    }
+}
 
 pub struct DemoOptions {
     pub out: PathBuf,
@@ -148,6 +206,8 @@ impl DemoSummary {
 }
 
 struct Planned {
+    /// Index into the day's partners (0 is 郴电国际 power).
+    target: usize,
     scenario: Scenario,
     channel: &'static str,
     customer: String,
@@ -205,15 +265,16 @@ fn internal(acct_no: &str, name: &str) -> AccountFixture {
 fn plan(
     rng: &mut StdRng,
     count: usize,
-    customers: &[PowerCustomer],
+    targets: &[Target],
     accounts: &mut [AccountFixture],
 ) -> Vec<Planned> {
-    let open: Vec<&PowerCustomer> = customers.iter().filter(|c| !c.closed).collect();
+    let pools: Vec<Vec<String>> = targets.iter().map(|t| t.sim.payable_customers()).collect();
+    let mut next_customer = vec![0usize; targets.len()];
+    let total_share: u32 = targets.iter().map(|t| t.share).sum::<u32>().max(1);
     let mut plans = Vec::with_capacity(count);
     // Fault scenarios take accounts from the end of the list, ordinary ones from the front.
     let mut spare_account = accounts.len();
     let ordinary_accounts = accounts.len() / 2;
-    let mut next_customer = 0usize;
     let channels = ["01", "02", "02", "02", "03", "04"];
     for i in 0..count {
         let roll = rng.gen_range(0..1000);
@@ -236,6 +297,26 @@ fn plan(
             173..=174 => Scenario::OmittedFromPartnerFile,
             175..=224 => Scenario::Prepay,
             _ => Scenario::Normal,
+        };
+        let target = {
+            let mut pick = rng.gen_range(0..total_share);
+            targets
+                .iter()
+                .position(|t| {
+                    if pick < t.share {
+                        true
+                    } else {
+                        pick -= t.share;
+                        false
+                    }
+                })
+                .unwrap_or(0)
+        };
+        // A fixed-length partner's pay trade takes exactly the total shown: no overpayment.
+        let scenario = if scenario == Scenario::Prepay && targets[target].fixed {
+            Scenario::Normal
+        } else {
+            scenario
         };
         let needs_own_account = matches!(
             scenario,
@@ -265,13 +346,18 @@ fn plan(
             // Round robin: no ordinary account pays so often that its balance runs out.
             accounts[i % ordinary_accounts.max(1)].acct_no.clone()
         };
+        let width = targets[target].sim.customer_no_len();
         let customer = if scenario == Scenario::UnknownCustomer {
-            format!("99{:014}", i)
+            format!("9{i:0w$}", w = width.saturating_sub(1))
         } else {
             // Each customer is used once, so a query and its payment are never interleaved with
             // another payment of the same customer (that would be a stale-arrears case of its own).
-            let c = open[next_customer % open.len().max(1)].customer_no.clone();
-            next_customer += 1;
+            let pool = &pools[target];
+            let c = pool
+                .get(next_customer[target] % pool.len().max(1))
+                .cloned()
+                .unwrap_or_default();
+            next_customer[target] += 1;
             c
         };
         let channel = if scenario == Scenario::CounterReversal {
@@ -285,6 +371,7 @@ fn plan(
             0
         };
         plans.push(Planned {
+            target,
             scenario,
             channel,
             customer,
@@ -295,18 +382,34 @@ fn plan(
     plans
 }
 
+/// One partner instance of the day: what the channels call it, and its simulator.
+struct Target {
+    payee: String,
+    instance: String,
+    sim: Arc<dyn BillSim>,
+    /// Weight in the day's traffic.
+    share: u32,
+    /// A profile-driven fixed-length partner (pay takes exactly the total due).
+    fixed: bool,
+}
+
 struct Driver {
     http: reqwest::Client,
     base: String,
     date: String,
-    power: power_sim::PowerSimHandle,
+    targets: Vec<Target>,
     core: core_sim::CoreSimHandle,
 }
 
 impl Driver {
+    fn target(&self, p: &Planned) -> &Target {
+        // Plans only name targets of the day; index 0 always exists.
+        self.targets.get(p.target).unwrap_or(&self.targets[0])
+    }
+
     async fn query(&self, p: &Planned, serial: usize) -> Result<serde_json::Value, DemoError> {
         let body = json!({
-            "payee": "CDGJ", "instance": BANK_CODE, "customer_no": p.customer, "channel": p.channel,
+            "payee": self.target(p).payee, "instance": self.target(p).instance, "customer_no": p.customer, "channel": p.channel,
             "branch_no": "000101", "teller_no": format!("T{:05}", serial % 100_000),
         });
         Ok(self
@@ -328,7 +431,7 @@ impl Driver {
     ) -> Result<ChannelAnswer, DemoError> {
         let body = json!({
             "channel": p.channel, "channel_date": self.date, "channel_serial": serial,
-            "payee": "CDGJ", "instance": BANK_CODE, "customer_no": p.customer, "payer_account": p.payer,
+            "payee": self.target(p).payee, "instance": self.target(p).instance, "customer_no": p.customer, "payer_account": p.payer,
             "amount_fen": amount_fen, "total_due_fen": total_due_fen, "branch_no": "000101", "teller_no": "MB0001",
         });
         let response = self
@@ -355,18 +458,11 @@ impl Driver {
         }
         amount_fen += p.extra_fen;
         match p.scenario {
-            Scenario::StaleArrears => self.power.add_arrears(
-                &p.customer,
-                ArrearsItem {
-                    period: "202612".into(),
-                    amount: Money::from_fen(4_321),
-                    penalty: Money::ZERO,
-                },
-            ),
-            Scenario::PartnerTimeout => self.arm_power(p, PowerFault::AnswerLate(LATE_BY)),
-            Scenario::PartnerBusy => self.arm_power(p, PowerFault::BusyAfterProcessing),
-            Scenario::PartnerBadMac => self.arm_power(p, PowerFault::BadMac),
-            Scenario::PartnerCloseMidFrame => self.arm_power(p, PowerFault::CloseMidFrame),
+            Scenario::StaleArrears => self.target(p).sim.make_stale(&p.customer),
+            Scenario::PartnerTimeout => self.arm(p, SimFault::AnswerLate(LATE_BY)),
+            Scenario::PartnerBusy => self.arm(p, SimFault::BusyAfterProcessing),
+            Scenario::PartnerBadMac => self.arm(p, SimFault::BadMac),
+            Scenario::PartnerCloseMidFrame => self.arm(p, SimFault::CloseMidFrame),
             Scenario::CoreTimeout => self.core.arm(FaultRule {
                 tran_code: "8002".into(),
                 debit_acct: Some(p.payer.clone()),
@@ -412,19 +508,16 @@ impl Driver {
         }
         if p.scenario == Scenario::OmittedFromPartnerFile && answer.status == "SUCCEEDED" {
             if let Some(date) = codecs::clock::parse_yyyymmdd(&self.date) {
-                self.power.omit_from_daily_file(date, &answer.hub_serial);
+                self.target(p)
+                    .sim
+                    .omit_from_daily_file(date, &answer.hub_serial);
             }
         }
         Ok((Some(answer.hub_serial), duplicates))
     }
 
-    fn arm_power(&self, p: &Planned, fault: PowerFault) {
-        self.power.arm(PowerFaultRule {
-            tx_code: "1002".into(),
-            customer_no: Some(p.customer.clone()),
-            fault,
-            times: 1,
-        });
+    fn arm(&self, p: &Planned, fault: SimFault) {
+        self.target(p).sim.arm_on_pay(&p.customer, fault);
     }
 }
 
@@ -445,12 +538,66 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let clock: SharedClock = manual.clone();
     let mut rng = StdRng::seed_from_u64(options.seed);
 
-    // Core: the bank's customers and the two internal accounts of the power collection.
+    // The partners: 郴电国际 power, then the fixed-length instances of the demo's configuration.
+    let demo_partners: DemoPartners = toml::from_str(DEMO_PARTNERS_TOML)
+        .map_err(|e| DemoError::Setup(format!("deploy/demo/partners.toml: {e}")))?;
+    let mac_key =
+        codecs::mac::parse_key_hex(MAC_KEY_HEX).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let customers_per_partner = options.payments + 200;
+    let power = sims::start(
+        "power",
+        BANK_CODE,
+        mac_key,
+        options.seed,
+        customers_per_partner,
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let fixed_share: u32 = demo_partners.fixedlen.iter().map(|f| f.share).sum();
+    let mut targets = vec![Target {
+        payee: "CDGJ".into(),
+        instance: BANK_CODE.into(),
+        sim: Arc::from(power),
+        share: 100u32.saturating_sub(fixed_share).max(1),
+        fixed: false,
+    }];
+    let mut fixed_configs = Vec::new();
+    for (n, f) in demo_partners.fixedlen.iter().enumerate() {
+        let key = codecs::mac::parse_key_hex(&f.mac_key_hex)
+            .map_err(|e| DemoError::Setup(format!("{}: {e}", f.instance)))?;
+        let sim = sims::start(
+            &f.simulator,
+            &f.company_code,
+            key,
+            options.seed.wrapping_add(n as u64 + 1),
+            customers_per_partner,
+            clock.clone(),
+        )
+        .await
+        .map_err(|e| DemoError::Setup(format!("{}: {e}", f.instance)))?;
+        let config = f.adapter_config(sim.addr().port())?;
+        let adapter = adapters::fixedlen::FixedLenAdapter::from_config(config.clone())
+            .map_err(|e| DemoError::Setup(format!("{}: {e}", f.instance)))?;
+        targets.push(Target {
+            payee: adapters::spi::BillPartner::payee(&adapter).to_string(),
+            instance: f.instance.clone(),
+            sim: Arc::from(sim),
+            share: f.share,
+            fixed: true,
+        });
+        fixed_configs.push(config);
+    }
+
+    // Core: the bank's customers and the internal accounts of every partner.
     let mut accounts = customer_accounts(&mut rng, 900);
-    let customers = power_sim::sample_customers(options.seed, options.payments + 200);
-    let plans = plan(&mut rng, options.payments, &customers, &mut accounts);
+    let plans = plan(&mut rng, options.payments, &targets, &mut accounts);
     accounts.push(internal(SUSPENSE, "代收电费过渡户"));
     accounts.push(internal(SETTLEMENT, "郴电国际结算户"));
+    for c in &fixed_configs {
+        accounts.push(internal(&c.suspense_account, "代收业务过渡户"));
+        accounts.push(internal(&c.settlement_account, "收费单位结算户"));
+    }
     let core = core_sim::start(
         CoreSimConfig {
             accounts,
@@ -460,20 +607,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     )
     .await?;
     let opening_total = core.total_balance();
-    let mac_key =
-        codecs::mac::parse_key_hex(MAC_KEY_HEX).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let power = power_sim::start(
-        PowerSimConfig {
-            bank_code: BANK_CODE.into(),
-            mac_key,
-            day_end: NaiveTime::from_hms_opt(23, 30, 0).unwrap_or(NaiveTime::MIN),
-            customers,
-        },
-        clock.clone(),
-    )
-    .await?;
 
-    let config = demo_config(&out, core.addr.port(), power.addr.port())?;
+    let mut config = demo_config(&out, core.addr.port(), targets[0].sim.addr().port())?;
+    config.fixedlen = fixed_configs;
     let hub = crate::app::start(&config, clock.clone()).await?;
     let driver = Arc::new(Driver {
         http: reqwest::Client::builder()
@@ -481,7 +617,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             .build()?,
         base: format!("http://{}", hub.addr),
         date: yyyymmdd(date),
-        power: power.clone(),
+        targets,
         core: core.clone(),
     });
 
@@ -581,32 +717,48 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let next_day = date
         .checked_add_days(Days::new(1))
         .ok_or_else(|| DemoError::Setup("date overflow".into()))?;
-    // T+1: the core's file by 01:00, the power company's by 06:00.
+    // T+1: the core's file by 01:00, the partners' by 06:00.
     manual.advance_to(at(next_day, 1, 0, 0));
     core.write_daily_file(date, &files)?;
     manual.advance_to(at(next_day, 6, 0, 0));
-    power.write_daily_file(date, &files)?;
+    for target in &driver.targets {
+        target.sim.write_daily_files(date, &files)?;
+    }
     manual.advance_to(at(next_day, 9, 0, 0));
 
-    let mut partners = Vec::new();
-    let links: Vec<_> = hub.engine.partners().cloned().collect();
+    let mut links: Vec<_> = hub.engine.partners().cloned().collect();
+    // 郴电国际 first, then the others by name: a stable summary.
+    links.sort_by_key(|l| {
+        (
+            l.adapter.payee() != "CDGJ",
+            l.adapter.payee().to_string(),
+            l.adapter.instance().to_string(),
+        )
+    });
     let omitted: HashSet<String> = serials
         .iter()
         .filter(|(i, _)| plans[*i].scenario == Scenario::OmittedFromPartnerFile)
         .map(|(_, s)| s.clone())
         .collect();
+    let mut runs = Vec::new();
     for link in &links {
-        let run = crate::recon_job::run(&hub.engine, link, date, &files, &reports).await?;
-        // D+1 has no traffic of its own, but its core file carries the postings made after the
-        // core's 23:00 switch on D: D+1's run matches and settles what D left awaiting the core.
-        let day_after = next_day
-            .checked_add_days(Days::new(1))
-            .ok_or_else(|| DemoError::Setup("date overflow".into()))?;
-        manual.advance_to(at(day_after, 1, 0, 0));
-        core.write_daily_file(next_day, &files)?;
-        manual.advance_to(at(day_after, 6, 0, 0));
-        power.write_daily_file(next_day, &files)?;
-        manual.advance_to(at(day_after, 9, 0, 0));
+        runs.push(crate::recon_job::run(&hub.engine, link, date, &files, &reports).await?);
+    }
+    // D+1 has no traffic of its own, but its core file carries the postings made after the
+    // core's 23:00 switch on D: D+1's run matches and settles what D left awaiting the core.
+    let day_after = next_day
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| DemoError::Setup("date overflow".into()))?;
+    manual.advance_to(at(day_after, 1, 0, 0));
+    core.write_daily_file(next_day, &files)?;
+    manual.advance_to(at(day_after, 6, 0, 0));
+    for target in &driver.targets {
+        target.sim.write_daily_files(next_day, &files)?;
+    }
+    manual.advance_to(at(day_after, 9, 0, 0));
+
+    let mut partners = Vec::new();
+    for (link, run) in links.iter().zip(runs) {
         let counts: BTreeMap<String, usize> = run
             .result
             .difference_counts()
@@ -629,7 +781,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             .iter()
             .filter(|m| m.carried_from.is_some())
             .count();
-        let states = hub.engine.journal().count_by_state().await?;
+        let states = hub
+            .engine
+            .journal()
+            .count_by_state_for(link.adapter.payee(), link.adapter.instance())
+            .await?;
         let count = |names: &[&str]| {
             states
                 .iter()
@@ -715,7 +871,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     print_summary(&summary, &summary_path);
     hub.stop().await;
     core.shutdown();
-    power.shutdown();
+    for target in &driver.targets {
+        target.sim.shutdown();
+    }
     Ok(summary)
 }
 
@@ -757,6 +915,7 @@ fn demo_config(
             teller_id: "MBP001".into(),
         },
         chendian: vec![chendian],
+        fixedlen: Vec::new(),
         keys: Default::default(),
     })
 }

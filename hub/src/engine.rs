@@ -33,8 +33,6 @@ pub struct PartnerLink {
     pub purpose: String,
     pub suspense_account: String,
     pub settlement_account: String,
-    /// Prefix of the core Summary (`电费` for power).
-    pub summary_prefix: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -283,7 +281,7 @@ impl Engine {
         let now = self.clock.now();
         let serial = self
             .journal
-            .next_serial(self.config.node, now.date())
+            .next_serial(self.config.node, now.date(), link.adapter.bank_serial_len())
             .await?;
         let ctx = RequestContext {
             channel,
@@ -302,7 +300,7 @@ impl Engine {
             })
     }
 
-    fn validate(&self, req: &PayRequest) -> Result<(), EngineError> {
+    fn validate(&self, req: &PayRequest) -> Result<&PartnerLink, EngineError> {
         if Channel::from_code(&req.channel).is_none() {
             return Err(EngineError::bad("channel must be 01, 02, 03 or 04"));
         }
@@ -358,7 +356,14 @@ impl Engine {
                 detail: "payer_account is an internal account of the hub".into(),
             });
         }
-        Ok(())
+        // Some partners refuse new payments around their day-end: refuse before debiting.
+        if !link.adapter.accepts_payments_at(self.clock.now().time()) {
+            return Err(EngineError::Refused {
+                code: ErrorCode::PartnerDayEnd,
+                detail: format!("{} is in its day-end", req.instance),
+            });
+        }
+        Ok(link)
     }
 
     fn request_hash(req: &PayRequest) -> String {
@@ -381,12 +386,12 @@ impl Engine {
     /// Pays a bill: the whole channel flow. Returns the answer for the channel; a repeat of a
     /// channel key returns the first answer and moves no money.
     pub async fn pay(&self, req: &PayRequest) -> Result<ChannelAnswer, EngineError> {
-        self.validate(req)?;
+        let link = self.validate(req)?;
         let hash = Self::request_hash(req);
         let now = self.clock.now();
         let serial = self
             .journal
-            .next_serial(self.config.node, now.date())
+            .next_serial(self.config.node, now.date(), link.adapter.bank_serial_len())
             .await?;
         let new = NewPayment {
             hub_serial: serial.clone(),
@@ -485,7 +490,7 @@ impl Engine {
         row: &PaymentRow,
         link: &PartnerLink,
     ) -> Result<Option<ChannelAnswer>, EngineError> {
-        let summary = format!("{}{}", link.summary_prefix, row.customer_no);
+        let summary = link.adapter.payment_summary(&row.customer_no);
         let outcome = self
             .core
             .transfer(
@@ -939,6 +944,7 @@ impl Engine {
             tx_date: row.tx_date,
             customer_no: row.customer_no.clone(),
             amount: row.amount,
+            total_due: row.total_due,
         }
     }
 
@@ -952,7 +958,10 @@ impl Engine {
             (Some(s), Some(d)) => (s.clone(), d),
             _ => {
                 let today = self.clock.today();
-                let serial = self.journal.next_serial(self.config.node, today).await?;
+                let serial = self
+                    .journal
+                    .next_serial(self.config.node, today, link.adapter.bank_serial_len())
+                    .await?;
                 return self
                     .apply(
                         row,
@@ -1032,7 +1041,10 @@ impl Engine {
                 .await;
         };
         let today = self.clock.today();
-        let serial = self.journal.next_serial(self.config.node, today).await?;
+        let serial = self
+            .journal
+            .next_serial(self.config.node, today, link.adapter.bank_serial_len())
+            .await?;
         let ctx = self.context(row, serial, today);
         match link.adapter.status(&ctx, &Self::original(row)).await {
             StatusOutcome::WrittenOff {

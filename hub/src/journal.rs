@@ -18,12 +18,15 @@ use crate::state::{NextAction, PaymentState};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_journal.sql")),
     (2, include_str!("../migrations/0002_keys.sql")),
+    (3, include_str!("../migrations/0003_tobacco.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("no hub serial of {width} characters is left for {day}")]
+    SerialsExhausted { day: String, width: usize },
     #[error("cannot open the journal {url}: {reason}")]
     Open { url: String, reason: String },
     #[error("journal row {serial} has an unreadable column {column}: {value}")]
@@ -39,6 +42,7 @@ impl JournalError {
         match self {
             JournalError::Database(_) => "JOURNAL_DATABASE",
             JournalError::Open { .. } => "JOURNAL_OPEN",
+            JournalError::SerialsExhausted { .. } => "JOURNAL_SERIALS_EXHAUSTED",
             JournalError::Corrupt { .. } => "JOURNAL_CORRUPT",
         }
     }
@@ -211,9 +215,16 @@ impl Journal {
         &self.pool
     }
 
-    /// Allocates the next hub serial of `date`: `B` + YYYYMMDD + node (2 digits) + counter (9
-    /// digits) = 20 characters, the width of the power spec's BankSerial.
-    pub async fn next_serial(&self, node: u8, date: NaiveDate) -> Result<String, JournalError> {
+    /// Allocates the next hub serial of `date`, `width` characters long (the partner's bank
+    /// serial field): YYYYMMDD, the node (2 digits), then the day's counter zero-padded to the
+    /// rest. Serials start with the hub's calendar date and never repeat: one counter per day
+    /// serves every width, and a counter that no longer fits is an error, never a wrap.
+    pub async fn next_serial(
+        &self,
+        node: u8,
+        date: NaiveDate,
+        width: usize,
+    ) -> Result<String, JournalError> {
         let day = yyyymmdd(date);
         let counter: i64 = sqlx::query_scalar(
             "INSERT INTO serial_counters (day, last) VALUES (?, 1)
@@ -222,7 +233,12 @@ impl Journal {
         .bind(&day)
         .fetch_one(&self.pool)
         .await?;
-        Ok(format!("B{day}{:02}{:09}", node % 100, counter))
+        let digits = width.saturating_sub(10);
+        let serial = format!("{day}{:02}{counter:0digits$}", node % 100);
+        if digits < 6 || serial.len() != width {
+            return Err(JournalError::SerialsExhausted { day, width });
+        }
+        Ok(serial)
     }
 
     /// Inserts a new payment in state ACCEPTED, or returns the existing row for the same channel key.
@@ -495,6 +511,25 @@ impl Journal {
             sqlx::query("SELECT state, COUNT(*) AS n FROM payments GROUP BY state ORDER BY state")
                 .fetch_all(&self.pool)
                 .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("n")?)))
+            .collect()
+    }
+
+    /// Payments per state of one partner instance.
+    pub async fn count_by_state_for(
+        &self,
+        payee: &str,
+        instance: &str,
+    ) -> Result<Vec<(String, i64)>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM payments WHERE payee = ? AND instance = ?
+             GROUP BY state ORDER BY state",
+        )
+        .bind(payee)
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("n")?)))
             .collect()

@@ -19,6 +19,7 @@
 //! | [`mask`] | masking of personal data |
 //! | [`crypto_cli`] | `hub crypto`: the operators' SM2/SM3/SM4/MAC tool |
 //! | [`keys`] | key references, current/next rings, maker-checker promotion, session keys |
+//! | [`tobacco`] | 岳阳烟草: the bureau's signed order endpoint, order look-ups, the notification outbox, the T+1 file |
 //! | [`tls`] | rustls: HTTPS listeners (optional mutual TLS) and HTTPS partner clients |
 pub mod admin_backend;
 pub mod api;
@@ -36,3 +37,4 @@ pub mod recon_job;
 pub mod simulate;
 pub mod state;
 pub mod tls;
+pub mod tobacco;

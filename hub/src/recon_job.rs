@@ -134,16 +134,19 @@ pub async fn run(
     report_dir: &Path,
 ) -> Result<ReconRun, ReconError> {
     let adapter = &link.adapter;
-    let partner_path = file_dir.join(adapter.daily_file_name(business_date));
-    let partner_bytes = match std::fs::read(&partner_path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ReconError::PartnerFileMissing(partner_path))
+    let mut partner_files = Vec::new();
+    for name in adapter.daily_files(business_date) {
+        let path = file_dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => partner_files.push(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReconError::PartnerFileMissing(path))
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    };
+    }
     let daily = adapter
-        .parse_daily_file(&partner_bytes)
+        .parse_daily(&partner_files)
         .map_err(|e| ReconError::PartnerFile(e.to_string()))?;
     if daily.acct_date != business_date {
         return Err(ReconError::WrongDate {
@@ -199,7 +202,11 @@ pub async fn run(
         purpose: link.purpose.clone(),
         suspense_acct: link.suspense_account.clone(),
         settlement_acct: link.settlement_account.clone(),
-        settlement_seq_no: reconciliation::settlement_seq_no(adapter.instance(), business_date),
+        // The SeqNo carries the instance's settlement code (letters and digits only).
+        settlement_seq_no: reconciliation::settlement_seq_no(
+            adapter.settlement_code(),
+            business_date,
+        ),
     };
     // Records the previous run left waiting for a core file are re-examined and, once agreed,
     // settled with this date (spec 01, "Settlement").
@@ -221,7 +228,8 @@ pub async fn run(
             }
             None => Vec::new(),
         };
-    let result = reconciliation::reconcile_with_carried(&input, &carried);
+    let mut result = reconciliation::reconcile_with_carried(&input, &carried);
+    result.settlement.summary = adapter.settlement_summary(business_date);
     let awaiting = awaiting_path(
         report_dir,
         adapter.payee(),
@@ -240,7 +248,6 @@ pub async fn run(
         &result,
     )
     .await?;
-    let mut result = result;
     result.execution = Some(settlement.execution());
     let stem = format!(
         "RECON_{}_{}_{}",
@@ -420,7 +427,13 @@ pub async fn run_all(
         .map_err(|e| e.to_string())?;
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());
     let mut differences = 0usize;
-    let links: Vec<PartnerLink> = engine.partners().cloned().collect();
+    let mut links: Vec<PartnerLink> = engine.partners().cloned().collect();
+    links.sort_by_key(|l| {
+        (
+            l.adapter.payee().to_string(),
+            l.adapter.instance().to_string(),
+        )
+    });
     for link in &links {
         match run(
             &engine,

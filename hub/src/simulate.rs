@@ -48,6 +48,16 @@ pub async fn run(config: &HubConfig, customers: usize) -> Result<(), SimulateErr
             }
         }
     }
+    for c in &config.fixedlen {
+        for (acct, name) in [
+            (&c.suspense_account, "代收业务过渡户"),
+            (&c.settlement_account, "收费单位结算户"),
+        ] {
+            if !accounts.iter().any(|a| &a.acct_no == acct) {
+                accounts.push(internal(acct, name));
+            }
+        }
+    }
     let core_address = format!("{}:{}", config.core.host, config.core.port);
     let core = core_sim::start_on(
         CoreSimConfig {
@@ -104,6 +114,48 @@ pub async fn run(config: &HubConfig, customers: usize) -> Result<(), SimulateErr
         }
         powers.push(power);
     }
+    // Profile-driven partners: the simulator is the one named like the partner's profile.
+    let mut others = Vec::new();
+    for c in &config.fixedlen {
+        let profile = c.load_profile().map_err(|e| SimulateError::Start {
+            link: c.instance.clone(),
+            reason: e.to_string(),
+        })?;
+        let key = codecs::mac::parse_key_hex(&c.mac_key_hex).map_err(|e| SimulateError::Start {
+            link: c.instance.clone(),
+            reason: e.to_string(),
+        })?;
+        let sim = fixtures::sims::start_on(
+            &profile.name,
+            &c.company_code,
+            key,
+            20191203,
+            customers,
+            clock.clone(),
+            &format!("{}:{}", c.host, c.port),
+        )
+        .await
+        .map_err(|e| SimulateError::Start {
+            link: c.instance.clone(),
+            reason: e.to_string(),
+        })?;
+        println!(
+            "{} 模拟器 simulator {} on {}",
+            profile.name,
+            c.instance,
+            sim.addr()
+        );
+        println!(
+            "  customers to try (户号): {}",
+            sim.payable_customers()
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        others.push(sim);
+    }
     println!("  payer accounts to try (付款账号):");
     for a in accounts.iter().filter(|a| a.class == AcctClass::P).take(4) {
         println!(
@@ -118,6 +170,9 @@ pub async fn run(config: &HubConfig, customers: usize) -> Result<(), SimulateErr
     core.shutdown();
     for p in powers {
         p.shutdown();
+    }
+    for sim in others {
+        sim.shutdown();
     }
     Ok(())
 }

@@ -152,14 +152,22 @@ impl<'a> CoreIndex<'a> {
     }
 }
 
-/// True when `seq` is a settlement SeqNo of `instance` (`S<instance><YYYYMMDD>`), of any date.
+/// True when `seq` is a settlement SeqNo of this instance (`S<code><YYYYMMDD>`), of any date.
+/// The code is the instance name or the one this run's own settlement SeqNo carries (a
+/// CompanyCode where the instance name is not letters and digits only).
 fn is_settlement_seq_no(seq: &str, instance: &str, this_settlement: &str) -> bool {
     if seq == this_settlement {
         return true;
     }
-    seq.strip_prefix('S')
-        .and_then(|rest| rest.strip_prefix(instance))
-        .is_some_and(|digits| parse_yyyymmdd(digits).is_some())
+    let own_code = this_settlement
+        .strip_prefix('S')
+        .and_then(|rest| rest.get(..rest.len().saturating_sub(8)))
+        .unwrap_or(instance);
+    [instance, own_code].iter().any(|code| {
+        seq.strip_prefix('S')
+            .and_then(|rest| rest.strip_prefix(code))
+            .is_some_and(|digits| parse_yyyymmdd(digits).is_some())
+    })
 }
 
 /// The CoreDates a payment debited on hub date `tx_date` can carry: the core refuses a TranDate
@@ -1050,6 +1058,23 @@ pub(crate) mod tests {
         );
         assert_eq!(t.difference_count, 6);
         assert_eq!(settlement_seq_no("NSH43102", day()), "SNSH4310220261202");
+        // An instance named with a dash settles under its CompanyCode: earlier days' settlement
+        // lines are still recognised by that code.
+        assert!(is_settlement_seq_no(
+            "S43102420261201",
+            "water-jiahe",
+            "S43102420261202"
+        ));
+        assert!(!is_settlement_seq_no(
+            "S43102520261201",
+            "water-jiahe",
+            "S43102420261202"
+        ));
+        assert!(!is_settlement_seq_no(
+            "2026120201000000001",
+            "water-jiahe",
+            "S43102420261202"
+        ));
     }
 
     #[test]

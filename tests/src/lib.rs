@@ -320,6 +320,7 @@ impl Env {
                 answer_timeout_ms: o.partner_answer_timeout_ms,
                 file_dir: None,
             }],
+            fixedlen: Vec::new(),
             keys: Default::default(),
         }
     }

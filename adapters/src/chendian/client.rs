@@ -395,6 +395,7 @@ mod tests {
             tx_date: NaiveDate::from_ymd_opt(2026, 12, 3).expect("date"),
             customer_no: "4310020000000001".into(),
             amount: Money::from_fen(30000),
+            total_due: Money::from_fen(22335),
         }
     }
 

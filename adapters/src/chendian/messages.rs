@@ -844,6 +844,7 @@ mod tests {
             tx_date: day(2026, 12, 3),
             customer_no: "4310020000000001".into(),
             amount: Money::from_fen(30000),
+            total_due: Money::from_fen(22335),
         };
         let reversal = m
             .encode_request(&ctx("B2026120300000000003"), &Request::Reversal(&original))

@@ -82,11 +82,37 @@ impl BillPartner for ChendianAdapter {
         self.client.status(ctx, original).await
     }
 
-    fn parse_daily_file(&self, bytes: &[u8]) -> Result<DailyFile, AdapterError> {
-        daily_file::parse(bytes)
+    fn daily_files(&self, acct_date: NaiveDate) -> Vec<String> {
+        vec![daily_file::file_name(&self.config.bank_code, acct_date)]
     }
 
-    fn daily_file_name(&self, acct_date: NaiveDate) -> String {
-        daily_file::file_name(&self.config.bank_code, acct_date)
+    fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError> {
+        match files {
+            [file] => daily_file::parse(file),
+            _ => Err(AdapterError::DailyFile {
+                line: 0,
+                reason: format!("须为1个文件，收到{}个", files.len()),
+            }),
+        }
+    }
+
+    fn purpose(&self) -> &str {
+        PAYEE
+    }
+
+    fn payment_summary(&self, customer_no: &str) -> String {
+        format!("电费{customer_no}")
+    }
+
+    fn settlement_code(&self) -> &str {
+        &self.config.bank_code
+    }
+
+    fn settlement_summary(&self, acct_date: NaiveDate) -> String {
+        format!(
+            "电费结算{}{}",
+            self.config.bank_code,
+            codecs::clock::yyyymmdd(acct_date)
+        )
     }
 }

@@ -20,8 +20,6 @@ pub mod profile;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -39,9 +37,6 @@ use crate::spi::{
     RequestContext, ReversalOutcome, StatusOutcome,
 };
 
-/// How many payments' trade codes are remembered for their reversals.
-const MAX_REMEMBERED_PAYMENTS: usize = 100_000;
-
 /// Which trade a payment went as, so that its reversal names it (spec 02: a 102 named as 103 is
 /// refused 023).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,32 +45,12 @@ pub enum PaymentKind {
     Prepay,
 }
 
-#[derive(Debug, Default)]
-struct PaymentMemo {
-    kinds: HashMap<(NaiveDate, String), PaymentKind>,
-    order: VecDeque<(NaiveDate, String)>,
-}
-
-impl PaymentMemo {
-    fn remember(&mut self, key: (NaiveDate, String), kind: PaymentKind) {
-        if self.kinds.insert(key.clone(), kind).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > MAX_REMEMBERED_PAYMENTS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.kinds.remove(&oldest);
-            }
-        }
-    }
-}
-
 /// One instance of a fixed-length partner.
 #[derive(Debug)]
 pub struct FixedLenAdapter {
     config: FixedLenConfig,
     codec: Codec,
     endpoint: Endpoint,
-    payments: Mutex<PaymentMemo>,
 }
 
 impl FixedLenAdapter {
@@ -92,7 +67,6 @@ impl FixedLenAdapter {
             codec: Codec::new(profile, &config.company_code, key),
             endpoint,
             config,
-            payments: Mutex::new(PaymentMemo::default()),
         })
     }
 
@@ -284,18 +258,6 @@ impl FixedLenAdapter {
             .await;
         client::reversal_outcome(self.profile(), result)
     }
-
-    fn remembered_kind(&self, original: &OriginalRef) -> PaymentKind {
-        self.payments
-            .lock()
-            .ok()
-            .and_then(|memo| {
-                memo.kinds
-                    .get(&(original.tx_date, original.bank_serial.clone()))
-                    .copied()
-            })
-            .unwrap_or(PaymentKind::Pay)
-    }
 }
 
 #[async_trait::async_trait]
@@ -332,20 +294,21 @@ impl BillPartner for FixedLenAdapter {
             .with(&f.payer_account, order.payer_account.as_str());
         body.set_money(&f.pay_amount, order.pay_amount);
         body.set_money(&f.total_due, order.total_due);
-        if let Ok(mut memo) = self.payments.lock() {
-            memo.remember((ctx.tx_date, ctx.bank_serial.clone()), kind);
-        }
         let result = self
             .exchange(ctx, operation, &body, &order.customer_no)
             .await;
         client::pay_outcome(self.profile(), result)
     }
 
-    /// 冲正. The original's trade (pay or prepay) is the one this adapter sent it as; for a
-    /// payment it does not remember (sent before a restart) it names `pay`: use
-    /// [`FixedLenAdapter::reverse_as`] when the journal says otherwise.
+    /// 冲正. The original's trade (pay or prepay) follows from its total due exactly as
+    /// [`FixedLenAdapter::payment_kind`] chose it, so it is right after a restart too.
     async fn reverse(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome {
-        let kind = self.remembered_kind(original);
+        let kind = self.payment_kind(&PayOrder {
+            customer_no: original.customer_no.clone(),
+            pay_amount: original.amount,
+            total_due: original.total_due,
+            payer_account: String::new(),
+        });
         self.reverse_as(ctx, original, kind).await
     }
 
@@ -360,14 +323,43 @@ impl BillPartner for FixedLenAdapter {
         client::status_outcome(self.profile(), result)
     }
 
-    /// `bytes` is the totals file immediately followed by the detail file (see
-    /// [`FixedLenAdapter::parse_daily_files`] for the two-buffer form).
-    fn parse_daily_file(&self, bytes: &[u8]) -> Result<DailyFile, AdapterError> {
-        daily_file::parse_concatenated(self.profile(), &self.config.company_code, bytes)
+    /// The totals file, then the detail file (the flag file only says both are complete).
+    fn daily_files(&self, acct_date: NaiveDate) -> Vec<String> {
+        let names = self.daily_file_names(acct_date);
+        vec![names.totals, names.detail]
     }
 
-    /// The detail file's name; [`FixedLenAdapter::daily_file_names`] gives all three.
-    fn daily_file_name(&self, acct_date: NaiveDate) -> String {
-        self.daily_file_names(acct_date).detail
+    fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError> {
+        match files {
+            [totals, detail] => self.parse_daily_files(totals, detail),
+            _ => Err(AdapterError::DailyFile {
+                line: 0,
+                reason: format!("须为总账和明细2个文件，收到{}个", files.len()),
+            }),
+        }
+    }
+
+    fn purpose(&self) -> &str {
+        FixedLenAdapter::purpose(self)
+    }
+
+    fn payment_summary(&self, customer_no: &str) -> String {
+        FixedLenAdapter::payment_summary(self, customer_no)
+    }
+
+    fn settlement_code(&self) -> &str {
+        &self.config.company_code
+    }
+
+    fn settlement_summary(&self, acct_date: NaiveDate) -> String {
+        FixedLenAdapter::settlement_summary(self, acct_date)
+    }
+
+    fn bank_serial_len(&self) -> usize {
+        FixedLenAdapter::bank_serial_len(self)
+    }
+
+    fn accepts_payments_at(&self, time: chrono::NaiveTime) -> bool {
+        !self.refuses_new_payments_at(time)
     }
 }

@@ -570,6 +570,7 @@ async fn late_answer_is_unknown_and_refused_connection_is_connect() {
         tx_date: NaiveDate::from_ymd_opt(2026, 12, 2).expect("date"),
         customer_no: "0800123456".into(),
         amount: Money::from_fen(16632),
+        total_due: Money::from_fen(16632),
     };
     assert!(matches!(
         adapter_on(port).reverse(&ctx(), &original).await,
@@ -634,6 +635,9 @@ async fn reversal_names_the_trade_the_payment_went_as() {
         tx_date: NaiveDate::from_ymd_opt(2026, 12, 2).expect("date"),
         customer_no: "0800123456".into(),
         amount: Money::from_fen(10000),
+        // Nothing was due: the original went as a prepayment (103), and the reversal names it
+        // from the journal's figures alone (no memory of the pay call needed).
+        total_due: Money::ZERO,
     };
     assert!(matches!(
         moved.reverse(&reversal_ctx, &original).await,
@@ -673,10 +677,11 @@ fn water_daily_files_parse_with_totals_checked() {
     assert_eq!(file.records[1].channel, "02");
     assert_eq!(file.records[2].channel, "BATCH");
     assert_eq!(file.records[2].partner_serial, "");
-    // The SPI's single buffer: totals then detail.
-    let mut both = totals.to_vec();
-    both.extend_from_slice(detail);
-    assert_eq!(adapter.parse_daily_file(&both).expect("parses"), file);
+    // The SPI form: the files in the order daily_files names them.
+    assert_eq!(
+        BillPartner::parse_daily(&adapter, &[totals.to_vec(), detail.to_vec()]).expect("parses"),
+        file
+    );
     // A day with no business: a totals line of zeros and a 0-byte detail file.
     let empty = adapter
         .parse_daily_files(b"431227|20261202|0|0.00|0|0.00|0|0.00|0|0.00\r\n", b"")

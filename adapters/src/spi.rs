@@ -97,6 +97,17 @@ pub struct OriginalRef {
     pub total_due: Money,
 }
 
+/// The meaning of a partner's refusal, whatever its code, so that channels show one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    CustomerNotFound,
+    CustomerClosed,
+    NothingDue,
+    AmountTooLow,
+    ArrearsChanged,
+}
+
 /// A definite answer of the partner, kept verbatim for the journal and the channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartnerReply {
@@ -269,6 +280,15 @@ pub trait BillPartner: Send + Sync {
     /// Width of the partner's bank serial field: the hub's serials for it are this long.
     fn bank_serial_len(&self) -> usize {
         20
+    }
+    /// Whether a payment with nothing due (a pure prepayment) is possible at all: where it is not,
+    /// the hub refuses it before debiting anyone.
+    fn accepts_prepayment(&self) -> bool {
+        true
+    }
+    /// What a partner's refusal code means, for the channel's message.
+    fn refusal_reason(&self, _code: &str) -> Option<RefusalReason> {
+        None
     }
     /// Whether the partner takes new payments at this time of day (some refuse them around
     /// their day-end): outside, the hub refuses before debiting anyone.

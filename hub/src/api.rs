@@ -41,9 +41,10 @@ fn refusal(code: ErrorCode, detail: String) -> Refusal {
         ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DuplicateMismatch => StatusCode::CONFLICT,
         ErrorCode::NotFound | ErrorCode::NoSuchRoute => StatusCode::NOT_FOUND,
-        ErrorCode::UnknownPayee | ErrorCode::ReversalNotAllowed | ErrorCode::PayerNotAllowed => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        ErrorCode::UnknownPayee
+        | ErrorCode::ReversalNotAllowed
+        | ErrorCode::PayerNotAllowed
+        | ErrorCode::PartnerNothingDue => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable | ErrorCode::PartnerDayEnd => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -129,6 +130,11 @@ async fn query(
             "customer_no must be 1..16 letters or digits".into(),
         ));
     }
+    let reason_of = |code: &str| {
+        engine
+            .partner(&req.payee, &req.instance)
+            .and_then(|link| link.adapter.refusal_reason(code))
+    };
     let outcome = engine
         .query(
             &req.payee,
@@ -154,7 +160,7 @@ async fn query(
         }))
         .into_response(),
         QueryOutcome::Refused(reply) => {
-            let code = ErrorCode::from_partner(&reply.code);
+            let code = ErrorCode::from_partner(reason_of(&reply.code), &reply.code);
             Json(json!({
                 "status": "FAILED",
                 "code": code.code(),

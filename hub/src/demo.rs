@@ -391,6 +391,8 @@ struct Target {
     share: u32,
     /// A profile-driven fixed-length partner (pay takes exactly the total due).
     fixed: bool,
+    /// The partner takes payments with nothing due (pure prepayments).
+    prepay: bool,
 }
 
 struct Driver {
@@ -453,8 +455,12 @@ impl Driver {
             amount_fen = total_due_fen;
         }
         if amount_fen == 0 {
-            // Nothing due (or never queried): a pure prepayment.
+            // Nothing due (or never queried): a pure prepayment, or, where the partner takes
+            // none, the channel sends the total it believes is due.
             amount_fen = 5_000;
+            if !self.target(p).prepay {
+                total_due_fen = amount_fen;
+            }
         }
         amount_fen += p.extra_fen;
         match p.scenario {
@@ -561,6 +567,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         sim: Arc::from(power),
         share: 100u32.saturating_sub(fixed_share).max(1),
         fixed: false,
+        prepay: true,
     }];
     let mut fixed_configs = Vec::new();
     for (n, f) in demo_partners.fixedlen.iter().enumerate() {
@@ -585,6 +592,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             sim: Arc::from(sim),
             share: f.share,
             fixed: true,
+            prepay: adapters::spi::BillPartner::accepts_prepayment(&adapter),
         });
         fixed_configs.push(config);
     }

@@ -356,6 +356,14 @@ impl Engine {
                 detail: "payer_account is an internal account of the hub".into(),
             });
         }
+        // A partner without prepayment refuses a payment with nothing due: refuse it before
+        // debiting anyone rather than debit and give back.
+        if req.total_due_fen == 0 && !link.adapter.accepts_prepayment() {
+            return Err(EngineError::Refused {
+                code: ErrorCode::PartnerNothingDue,
+                detail: format!("{} takes no prepayment", req.instance),
+            });
+        }
         // Some partners refuse new payments around their day-end: refuse before debiting.
         if !link.adapter.accepts_payments_at(self.clock.now().time()) {
             return Err(EngineError::Refused {
@@ -649,9 +657,10 @@ impl Engine {
                     .await?;
                 // The money goes back now if the core answers; otherwise the resolver retries.
                 self.drive_claimed(&row.hub_serial).await?;
+                let reason = link.adapter.refusal_reason(&reply.code);
                 Ok(failed(
                     row,
-                    ErrorCode::from_partner(&reply.code),
+                    ErrorCode::from_partner(reason, &reply.code),
                     Some(reply.code),
                 ))
             }

@@ -1,6 +1,7 @@
 //! Errors the channels and operators see: a stable English code and its Chinese text, from one
 //! table. Every refusal the hub gives a channel is one of these.
 
+use adapters::spi::RefusalReason;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -88,16 +89,17 @@ impl ErrorCode {
         }
     }
 
-    /// The power company's refusal (spec 01 RspCode), for the channel.
-    pub fn from_partner(rsp_code: &str) -> ErrorCode {
-        match rsp_code {
-            "1001" => ErrorCode::PartnerCustomerNotFound,
-            "1002" => ErrorCode::PartnerNothingDue,
-            "1003" => ErrorCode::PartnerAmountTooLow,
-            "1004" => ErrorCode::PartnerCustomerClosed,
-            "1005" => ErrorCode::PartnerArrearsChanged,
-            "CONNECT" => ErrorCode::PartnerUnavailable,
-            _ => ErrorCode::PartnerRefused,
+    /// A partner's refusal, for the channel: its meaning as the adapter reads the partner's code
+    /// (each partner numbers its codes differently), else a generic refusal.
+    pub fn from_partner(reason: Option<RefusalReason>, rsp_code: &str) -> ErrorCode {
+        match (reason, rsp_code) {
+            (Some(RefusalReason::CustomerNotFound), _) => ErrorCode::PartnerCustomerNotFound,
+            (Some(RefusalReason::NothingDue), _) => ErrorCode::PartnerNothingDue,
+            (Some(RefusalReason::AmountTooLow), _) => ErrorCode::PartnerAmountTooLow,
+            (Some(RefusalReason::CustomerClosed), _) => ErrorCode::PartnerCustomerClosed,
+            (Some(RefusalReason::ArrearsChanged), _) => ErrorCode::PartnerArrearsChanged,
+            (None, "CONNECT") => ErrorCode::PartnerUnavailable,
+            (None, _) => ErrorCode::PartnerRefused,
         }
     }
 }
@@ -156,7 +158,7 @@ mod tests {
             "CORE_INSUFFICIENT_BALANCE"
         );
         assert_eq!(
-            ErrorCode::from_partner("1005").code(),
+            ErrorCode::from_partner(Some(RefusalReason::ArrearsChanged), "1005").code(),
             "PARTNER_ARREARS_CHANGED"
         );
     }

@@ -717,3 +717,63 @@ pub fn power_due_fen(env: &Env, customer_no: &str) -> i64 {
         .map(|i| i.amount.fen() + i.penalty.fen())
         .sum()
 }
+
+impl Env {
+    /// Like [`Env::start_with`], with `extra_accounts` added to the core's fixture (e.g. the
+    /// internal accounts of further partner instances) and no hub running yet: the caller starts
+    /// one with [`Env::start_hub_with_config`] (typically [`Env::hub_config`] plus partners).
+    pub async fn start_without_hub(
+        options: EnvOptions,
+        extra_accounts: Vec<AccountFixture>,
+    ) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = ManualClock::new(options.start);
+        let shared: SharedClock = clock.clone();
+        let mut accounts = core_accounts();
+        accounts.extend(extra_accounts);
+        let core = core_sim::start(
+            CoreSimConfig {
+                accounts,
+                ..CoreSimConfig::default()
+            },
+            shared.clone(),
+        )
+        .await
+        .expect("core simulator starts");
+        let power = power_sim::start(
+            PowerSimConfig {
+                bank_code: BANK_CODE.into(),
+                mac_key: codecs::mac::parse_key_hex(MAC_KEY_HEX).expect("spec key"),
+                day_end: NaiveTime::from_hms_opt(23, 30, 0).unwrap_or(NaiveTime::MIN),
+                customers: power_customers(),
+            },
+            shared,
+        )
+        .await
+        .expect("power simulator starts");
+        std::fs::create_dir_all(dir.path().join("files")).expect("files dir");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("http client");
+        let journal = Journal::open(&database_url(&dir))
+            .await
+            .expect("journal opens");
+        Env {
+            dir,
+            clock,
+            core,
+            power,
+            http,
+            journal,
+            options,
+            hub: None,
+        }
+    }
+
+    /// An internal (class I) account of zero balance, for a partner instance's suspense or
+    /// settlement account.
+    pub fn internal_account(acct_no: &str, name: &str) -> AccountFixture {
+        account(acct_no, name, AcctClass::I, 0)
+    }
+}

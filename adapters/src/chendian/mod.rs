@@ -108,6 +108,18 @@ impl BillPartner for ChendianAdapter {
         &self.config.bank_code
     }
 
+    fn refusal_reason(&self, code: &str) -> Option<crate::spi::RefusalReason> {
+        use crate::spi::RefusalReason::*;
+        match code {
+            "1001" => Some(CustomerNotFound),
+            "1002" => Some(NothingDue),
+            "1003" => Some(AmountTooLow),
+            "1004" => Some(CustomerClosed),
+            "1005" => Some(ArrearsChanged),
+            _ => None,
+        }
+    }
+
     fn settlement_summary(&self, acct_date: NaiveDate) -> String {
         format!(
             "电费结算{}{}",

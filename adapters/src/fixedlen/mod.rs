@@ -362,4 +362,12 @@ impl BillPartner for FixedLenAdapter {
     fn accepts_payments_at(&self, time: chrono::NaiveTime) -> bool {
         !self.refuses_new_payments_at(time)
     }
+
+    fn accepts_prepayment(&self) -> bool {
+        self.supports_prepay()
+    }
+
+    fn refusal_reason(&self, code: &str) -> Option<crate::spi::RefusalReason> {
+        self.profile().codes.reasons.get(code).copied()
+    }
 }

@@ -307,6 +307,9 @@ pub struct Codes {
     /// Chinese text per code, for operators and channels when the answer's own text is empty.
     #[serde(default)]
     pub messages: BTreeMap<String, String>,
+    /// What refusal codes mean for the channel (`"001" = "customer_not_found"`).
+    #[serde(default)]
+    pub reasons: BTreeMap<String, crate::spi::RefusalReason>,
 }
 
 impl Codes {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use admin::{AdminBackend, AdminError, Overview, PaymentDetail};
 
 use crate::engine::Engine;
-use crate::mask::mask_digits;
 use crate::state::PaymentState;
+use codecs::mask::mask_account;
 
 pub struct JournalAdmin {
     pub engine: Arc<Engine>,
@@ -62,7 +62,7 @@ impl AdminBackend for JournalAdmin {
             state_label: row.state.label_zh().to_string(),
             pending_action: row.next_action.as_str().to_string(),
             amount_fen: row.amount.fen(),
-            payer_account_masked: mask_digits(&row.payer_account),
+            payer_account_masked: mask_account(&row.payer_account),
             events,
         })
     }

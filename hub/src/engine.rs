@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 use crate::core_client::{CoreClient, CoreReversalOutcome, CoreStatusOutcome, TransferOutcome};
 use crate::errors::ErrorCode;
 use crate::journal::{Change, Inserted, Journal, JournalError, NewPayment, PaymentRow};
-use crate::mask::mask_digits;
 use crate::state::{NextAction, PaymentState};
+use codecs::mask::mask_account;
 
 /// One partner instance as the engine sees it: the adapter and the accounts money moves through.
 #[derive(Clone)]
@@ -1215,7 +1215,7 @@ impl From<&PaymentRow> for PaymentView {
             payee: row.payee.clone(),
             instance: row.instance.clone(),
             customer_no: row.customer_no.clone(),
-            payer_account: mask_digits(&row.payer_account),
+            payer_account: mask_account(&row.payer_account),
             amount_fen: row.amount.fen(),
             tx_date: yyyymmdd(row.tx_date),
             core_seq_no: row.core_seq_no.clone(),

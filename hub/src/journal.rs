@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_journal.sql")),
     (2, include_str!("../migrations/0002_keys.sql")),
     (3, include_str!("../migrations/0003_tobacco.sql")),
+    (4, include_str!("../migrations/0004_batch.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,6 @@
 //! | [`demo`] | `hub demo`: a business day against the simulators |
 //! | [`admin_backend`] | the journal behind the admin console (`/admin`) |
 //! | [`errors`] | channel error codes and their Chinese text |
-//! | [`mask`] | masking of personal data |
 //! | [`crypto_cli`] | `hub crypto`: the operators' SM2/SM3/SM4/MAC tool |
 //! | [`keys`] | key references, current/next rings, maker-checker promotion, session keys |
 //! | [`tobacco`] | 岳阳烟草: the bureau's signed order endpoint, order look-ups, the notification outbox, the T+1 file |
@@ -32,7 +31,7 @@ pub mod engine;
 pub mod errors;
 pub mod journal;
 pub mod keys;
-pub mod mask;
+
 pub mod recon_job;
 pub mod simulate;
 pub mod state;

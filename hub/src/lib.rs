@@ -11,6 +11,7 @@
 //! | [`engine`] | the state machine: pay, 冲正 on request, resolution of unknown outcomes |
 //! | [`api`] | the channel HTTP/JSON API and its OpenAPI document |
 //! | [`app`] | start-up wiring, the resolver job, recovery after restart |
+//! | [`batch`] | batch withholding (spec 02 批量代扣): DK file in, one journaled debit per signed line, DKR out; the agreement register |
 //! | [`recon_job`] | T+1: files in, reconciliation, reports, settlement |
 //! | [`simulate`] | `hub simulate`: the simulators on a config's ports, to try `hub serve` |
 //! | [`demo`] | `hub demo`: a business day against the simulators |
@@ -23,6 +24,7 @@
 pub mod admin_backend;
 pub mod api;
 pub mod app;
+pub mod batch;
 pub mod config;
 pub mod core_client;
 pub mod crypto_cli;
@@ -31,7 +33,6 @@ pub mod engine;
 pub mod errors;
 pub mod journal;
 pub mod keys;
-
 pub mod recon_job;
 pub mod simulate;
 pub mod state;

@@ -57,11 +57,35 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         customers: usize,
     },
+    /// Batch jobs run by operators or a scheduler.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
     /// Reconcile one business date for every configured partner instance and settle.
     Recon {
         #[arg(long, default_value = "hub.toml")]
         config: PathBuf,
         /// YYYYMMDD
+        #[arg(long)]
+        date: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// County water batch withholding (批量代扣): reads in/DK<CompanyCode><date>.txt once its .ok
+    /// flag exists, debits, writes out/DKR<CompanyCode><date>.txt and its flag. Safe to rerun.
+    WaterWithhold {
+        #[arg(long, default_value = "hub.toml")]
+        config: PathBuf,
+        /// The `[[fixedlen]]` instance, e.g. `water-xinhuang`.
+        #[arg(long)]
+        instance: String,
+        /// The instance's SFTP folder (with `in/` and `out/`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Batch date, YYYYMMDD.
         #[arg(long)]
         date: String,
     },
@@ -174,6 +198,67 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("模拟器启动失败 [SIMULATE_START]: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Batch {
+            command:
+                BatchCommand::WaterWithhold {
+                    config,
+                    instance,
+                    dir,
+                    date,
+                },
+        } => {
+            init_logging("warn");
+            let Some(date) = parse_yyyymmdd(&date) else {
+                eprintln!("--date must be YYYYMMDD");
+                return ExitCode::from(2);
+            };
+            let config = match hub::config::HubConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("配置错误 [{}]: {e}", e.code());
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(link) = config.fixedlen.iter().find(|f| f.instance == instance) else {
+                eprintln!("配置错误 [BATCH_INSTANCE]: 未配置实例{instance}");
+                return ExitCode::from(2);
+            };
+            let clock: codecs::clock::SharedClock = Arc::new(SystemClock);
+            let journal = match hub::journal::Journal::open(&config.hub.database_url).await {
+                Ok(j) => j,
+                Err(e) => {
+                    eprintln!("流水库打开失败 [{}]: {e}", e.code());
+                    return ExitCode::from(1);
+                }
+            };
+            let core = hub::core_client::CoreClient::new(config.core.clone(), clock.clone());
+            let mut job_config = hub::batch::WaterWithholdConfig::new(
+                &link.instance,
+                &link.company_code,
+                &link.suspense_account,
+                &dir,
+            );
+            job_config.node = config.engine.node;
+            let job = hub::batch::WaterWithholdJob::new(journal, core, clock, job_config);
+            match job.run(date).await {
+                Ok(hub::batch::RunOutcome::NotReady) => {
+                    println!("代扣文件未到（无.ok标志），未处理");
+                    ExitCode::SUCCESS
+                }
+                Ok(hub::batch::RunOutcome::Written(report)) => {
+                    println!(
+                        "批量结果 {} 已写出: {}",
+                        report.file_result.code(),
+                        report.result_path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("批量代扣失败 [{}]: {e}", e.code());
                     ExitCode::from(1)
                 }
             }

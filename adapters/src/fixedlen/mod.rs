@@ -11,7 +11,8 @@
 //! | `daily_file.rs` | the totals and detail files, checked against each other |
 //!
 //! Built-in profile: `water` (spec 02, `adapters/profiles/water.toml`). Others are loaded from
-//! `deploy/partners/*.toml` at run time. Withholding agreements and batch runs are not covered.
+//! `deploy/partners/*.toml` at run time. Withholding agreements (201/202) are in `agreement`; the batch withholding run is the hub's (`hub::batch`).
+pub mod agreement;
 pub mod client;
 pub mod config;
 pub mod daily_file;

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS batch_lines (
     instance     TEXT NOT NULL,
     batch_no     TEXT NOT NULL,
     seq_no       INTEGER NOT NULL,
+    customer_no  TEXT NOT NULL DEFAULT '',       -- as the DK line gives it: reconciliation needs it
+    amount_fen   INTEGER NOT NULL DEFAULT 0,
     state        TEXT NOT NULL CHECK (state IN ('DEBITING', 'DONE')),
     bank_serial  TEXT,                          -- set when a debit was (or may have been) sent
     result       TEXT,                          -- 000, 301-306, 399 once DONE

@@ -108,6 +108,53 @@ fn hub_record(row: &PaymentRow) -> HubRecord {
     }
 }
 
+/// The batch withholding lines of `business_date` (spec 02: the water company writes them off with
+/// AcctDate = BatchDate and lists them as Type 3): each line that was (or may have been) debited is
+/// a hub record like a channel payment, keyed by its BankSerial.
+async fn batch_records(
+    engine: &Engine,
+    instance: &str,
+    business_date: NaiveDate,
+) -> Result<Vec<HubRecord>, ReconError> {
+    let rows: Vec<(String, String, i64, String, Option<String>, Option<String>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT l.bank_serial, l.customer_no, l.amount_fen, l.state, l.result, l.core_seq_no,
+                    l.core_date
+             FROM batch_lines l JOIN batch_runs r ON r.instance = l.instance AND r.batch_no = l.batch_no
+             WHERE l.instance = ? AND r.batch_date = ? AND l.bank_serial IS NOT NULL
+             ORDER BY l.seq_no",
+        )
+        .bind(instance)
+        .bind(yyyymmdd(business_date))
+        .fetch_all(engine.journal().pool())
+        .await
+        .map_err(crate::journal::JournalError::from)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(serial, customer_no, amount_fen, state, result, core_seq_no, core_date)| {
+                let state = match (state.as_str(), result.as_deref()) {
+                    ("DONE", Some("000")) => HubState::Succeeded,
+                    ("DONE", _) => HubState::Failed,
+                    _ => HubState::InDoubt,
+                };
+                HubRecord {
+                    hub_serial: serial,
+                    tx_date: business_date,
+                    channel: "BATCH".into(),
+                    customer_no,
+                    amount: Money::from_fen(amount_fen),
+                    acct_date: (state == HubState::Succeeded).then_some(business_date),
+                    state,
+                    core_seq_no,
+                    core_date: core_date.as_deref().and_then(codecs::clock::parse_yyyymmdd),
+                    reversal_seq_no: None,
+                }
+            },
+        )
+        .collect())
+}
+
 /// Where a run leaves the records that wait for a later core file, for the next day's run.
 pub fn awaiting_path(
     report_dir: &Path,
@@ -192,11 +239,12 @@ pub async fn run(
         .journal()
         .for_reconciliation(adapter.payee(), adapter.instance(), business_date)
         .await?;
+    let batch = batch_records(engine, adapter.instance(), business_date).await?;
     let input = ReconInput {
         payee: adapter.payee().to_string(),
         instance: adapter.instance().to_string(),
         business_date,
-        hub: rows.iter().map(hub_record).collect(),
+        hub: rows.iter().map(hub_record).chain(batch).collect(),
         partner,
         core,
         purpose: link.purpose.clone(),

@@ -21,6 +21,7 @@ use hub::journal::Journal;
 const INSTANCE: &str = "water-xinhuang";
 const CODE: &str = "431227";
 const SUSPENSE: &str = "9003143122700001";
+const SETTLEMENT: &str = "9003243122700001";
 
 /// Line 1 and 7: 张三, signed, rich.
 const ACCT_ZHANG: &str = "6230901000000000011";
@@ -79,6 +80,7 @@ impl Env {
         let clock = ManualClock::new(start);
         let shared: SharedClock = clock.clone();
         let accounts = vec![
+            account(SETTLEMENT, "新晃水司结算户", AcctClass::I, AcctStatus::N, 0),
             account(
                 ACCT_ZHANG,
                 "张三",
@@ -436,4 +438,97 @@ async fn an_unknown_debit_is_resolved_by_8004_during_the_run() {
     assert_eq!(env.balance_fen(ACCT_ZHANG), ZHANG_OPENING_FEN - 16_632);
     assert_eq!(env.balance_fen(ACCT_SUN), SUN_OPENING_FEN);
     assert_eq!(env.balance_fen(SUSPENSE), 16_632);
+}
+
+/// T+1 after a batch: the water company lists the batch's successes as Type 3 lines (TxDate =
+/// BatchDate, BankSerial = the result line's, no PartnerSerial, Channel 5, spec 02 "Daily files");
+/// reconciliation matches them to the batch journal and the core file, finds no difference, and
+/// settles their sum (166.32 + 88.00 = 254.32) once.
+#[tokio::test]
+async fn batch_successes_reconcile_with_the_partner_and_core_files() {
+    let env = Env::start().await;
+    env.drop_dk(&dk_file());
+    written(env.job(None).run(batch_date()).await);
+    assert_money_moved_once(&env);
+
+    let shared: SharedClock = env.clock.clone();
+    let core = CoreClient::new(
+        CoreConfig {
+            host: "127.0.0.1".into(),
+            port: env.core.addr.port(),
+            connect_timeout_ms: 1_000,
+            answer_timeout_ms: 2_000,
+            branch_id: "000101".into(),
+            teller_id: "MBP001".into(),
+        },
+        shared.clone(),
+    );
+    let adapter =
+        adapters::fixedlen::FixedLenAdapter::from_config(adapters::fixedlen::FixedLenConfig {
+            instance: INSTANCE.into(),
+            profile_builtin: Some("water".into()),
+            profile_file: None,
+            company_code: CODE.into(),
+            host: "127.0.0.1".into(),
+            port: 9,
+            mac_key_hex: "11223344556677889900AABBCCDDEEFF".into(),
+            suspense_account: SUSPENSE.into(),
+            settlement_account: SETTLEMENT.into(),
+            connect_timeout_ms: 1_000,
+            answer_timeout_ms: None,
+            answer_timeouts_ms: Default::default(),
+            file_dir: None,
+        })
+        .expect("water adapter");
+    let link = hub::engine::PartnerLink {
+        purpose: CODE.into(),
+        adapter: Arc::new(adapter),
+        suspense_account: SUSPENSE.into(),
+        settlement_account: SETTLEMENT.into(),
+    };
+    let engine = hub::engine::Engine::new(
+        env.journal.clone(),
+        core,
+        vec![link.clone()],
+        shared,
+        hub::engine::EngineConfig::default(),
+    );
+
+    // The files of AcctDate 20261203, written here from the spec's layouts.
+    let files = env.dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("files dir");
+    env.clock.advance_to(NaiveDateTime::new(
+        NaiveDate::from_ymd_opt(2026, 12, 4).expect("date"),
+        NaiveTime::from_hms_opt(6, 0, 0).expect("time"),
+    ));
+    env.core
+        .write_daily_file(batch_date(), &files)
+        .expect("core file");
+    std::fs::write(
+        files.join("ZZ43122720261203.txt"),
+        gbk("431227|20261203|0|0.00|0|0.00|2|254.32|2|254.32\r\n"),
+    )
+    .expect("totals file");
+    std::fs::write(
+        files.join("MX43122720261203.txt"),
+        gbk(concat!(
+            "20261203|3|20261203|20261203D431227000001||0800000001|166.32|5\r\n",
+            "20261203|3|20261203|20261203D431227000006||0800000006|88.00|5\r\n",
+        )),
+    )
+    .expect("detail file");
+    let reports = env.dir.path().join("reports");
+    let run = hub::recon_job::run(&engine, &link, batch_date(), &files, &reports)
+        .await
+        .expect("reconciliation runs");
+    assert!(
+        run.result.differences.is_empty(),
+        "{:?}",
+        run.result.differences
+    );
+    assert_eq!(run.result.matched.len(), 2);
+    assert_eq!(run.settlement.state, "POSTED");
+    assert_eq!(run.settlement.amount_fen, 16_632 + 8_800);
+    assert_eq!(env.balance_fen(SETTLEMENT), 16_632 + 8_800);
+    assert_eq!(env.balance_fen(SUSPENSE), 0);
 }

@@ -407,13 +407,15 @@ impl WaterWithholdJob {
         result: LineResult,
     ) -> Result<(), BatchError> {
         sqlx::query(
-            "INSERT INTO batch_lines (instance, batch_no, seq_no, state, bank_serial, result,
-                 core_seq_no, core_date, note, updated_at)
-             VALUES (?, ?, ?, 'DONE', NULL, ?, NULL, NULL, ?, ?)",
+            "INSERT INTO batch_lines (instance, batch_no, seq_no, customer_no, amount_fen, state,
+                 bank_serial, result, core_seq_no, core_date, note, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'DONE', NULL, ?, NULL, NULL, ?, ?)",
         )
         .bind(&self.config.instance)
         .bind(&file.header.batch_no)
         .bind(seq_no_i64(line)?)
+        .bind(&line.customer_no)
+        .bind(line.amount.fen())
         .bind(result.code())
         .bind("refused before any debit")
         .bind(self.now_text())
@@ -428,13 +430,15 @@ impl WaterWithholdJob {
         let batch_date = file.header.batch_date;
         let serial = line_serial(batch_date, &self.config.company_code, line.seq_no);
         sqlx::query(
-            "INSERT INTO batch_lines (instance, batch_no, seq_no, state, bank_serial, result,
-                 core_seq_no, core_date, note, updated_at)
-             VALUES (?, ?, ?, 'DEBITING', ?, NULL, NULL, NULL, '8002 sent', ?)",
+            "INSERT INTO batch_lines (instance, batch_no, seq_no, customer_no, amount_fen, state,
+                 bank_serial, result, core_seq_no, core_date, note, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'DEBITING', ?, NULL, NULL, NULL, '8002 sent', ?)",
         )
         .bind(&self.config.instance)
         .bind(&file.header.batch_no)
         .bind(seq_no_i64(line)?)
+        .bind(&line.customer_no)
+        .bind(line.amount.fen())
         .bind(&serial)
         .bind(self.now_text())
         .execute(self.journal.pool())

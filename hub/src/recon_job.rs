@@ -108,6 +108,17 @@ fn hub_record(row: &PaymentRow) -> HubRecord {
     }
 }
 
+/// bank_serial, customer_no, amount_fen, state, result, core_seq_no, core_date of a batch line.
+type BatchRow = (
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// The batch withholding lines of `business_date` (spec 02: the water company writes them off with
 /// AcctDate = BatchDate and lists them as Type 3): each line that was (or may have been) debited is
 /// a hub record like a channel payment, keyed by its BankSerial.
@@ -116,7 +127,7 @@ async fn batch_records(
     instance: &str,
     business_date: NaiveDate,
 ) -> Result<Vec<HubRecord>, ReconError> {
-    let rows: Vec<(String, String, i64, String, Option<String>, Option<String>, Option<String>)> =
+    let rows: Vec<BatchRow> =
         sqlx::query_as(
             "SELECT l.bank_serial, l.customer_no, l.amount_fen, l.state, l.result, l.core_seq_no,
                     l.core_date

@@ -127,6 +127,78 @@ pub async fn partner_links(
     Ok(links)
 }
 
+/// What `[tobacco]` adds to a hub: the bill partner over the orders, the bureau's inbound
+/// endpoint and the notification outbox, all on one store in the journal's database.
+struct TobaccoParts {
+    link: PartnerLink,
+    router: axum::Router,
+    outbox: crate::tobacco::outbox::Outbox,
+}
+
+fn tobacco_parts(
+    c: &crate::config::TobaccoConfig,
+    pool: sqlx::SqlitePool,
+    clock: SharedClock,
+) -> Result<TobaccoParts, StartError> {
+    use codecs::crypto::sm2::{PrivateKey, PublicKey};
+    let config_error = |field: &'static str, reason: String| {
+        StartError::Adapter(adapters::spi::AdapterError::Config { field, reason })
+    };
+    let bank_key = PrivateKey::from_hex(&c.bank_private_key_hex)
+        .map_err(|e| config_error("tobacco.bank_private_key_hex", e.to_string()))?;
+    let bureau_key = PublicKey::from_hex(&c.bureau_public_key_hex)
+        .map_err(|e| config_error("tobacco.bureau_public_key_hex", e.to_string()))?;
+    let http = match &c.tls {
+        Some(tls) => crate::tls::https_client(tls)?,
+        // Plain HTTP only where no TLS is configured (tests, the demo); spec: connect 5 s.
+        None => reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| config_error("tobacco.tls", e.to_string()))?,
+    };
+    let store = crate::tobacco::store::TobaccoStore::new(pool, clock.clone(), c.bank_code.clone());
+    let partner =
+        crate::tobacco::partner::TobaccoPartner::new(store.clone(), &c.bureau_code, &c.bank_code);
+    let link = PartnerLink {
+        purpose: crate::tobacco::partner::PURPOSE.to_string(),
+        adapter: Arc::new(partner),
+        suspense_account: c.suspense_account.clone(),
+        settlement_account: c.settlement_account.clone(),
+    };
+    let inbound = crate::tobacco::router::TobaccoInbound {
+        store: store.clone(),
+        verifier: adapters::tobacco::RequestVerifier::new([(
+            c.bureau_code.clone(),
+            bureau_key.clone(),
+        )]),
+        bank_key: bank_key.clone(),
+        bank_code: c.bank_code.clone(),
+        bureau_code: c.bureau_code.clone(),
+        clock: clock.clone(),
+    };
+    let client = adapters::tobacco::NotifyClient::new(
+        http,
+        adapters::tobacco::NotifyConfig {
+            base_url: c.bureau_base_url.clone(),
+            bank_code: c.bank_code.clone(),
+            bureau_code: c.bureau_code.clone(),
+            exchange_timeout_ms: c.notify_timeout_ms,
+        },
+        bank_key,
+        bureau_key,
+        clock,
+    );
+    Ok(TobaccoParts {
+        link,
+        router: crate::tobacco::router::router(Arc::new(inbound)),
+        outbox: crate::tobacco::outbox::Outbox::new(
+            store,
+            client,
+            c.outbox_poll_interval_ms.max(10),
+        ),
+    })
+}
+
 /// Opens the journal, resumes unfinished payments, and starts the API and the resolver.
 pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartError> {
     if config.engine.node > 99 {
@@ -152,7 +224,15 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     let core = CoreClient::new(config.core.clone(), clock.clone());
     let key_store =
         crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
-    let links = partner_links(config, Some(&key_store)).await?;
+    let mut links = partner_links(config, Some(&key_store)).await?;
+    let tobacco = config
+        .tobacco
+        .as_ref()
+        .map(|c| tobacco_parts(c, journal.pool().clone(), clock.clone()))
+        .transpose()?;
+    if let Some(parts) = &tobacco {
+        links.push(parts.link.clone());
+    }
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());
     let resumed = engine.recover().await?;
     if resumed > 0 {
@@ -181,6 +261,14 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
             crate::api::router(engine.clone())
         }
         None => crate::api::router(engine.clone()).merge(admin),
+    };
+    // The bureau's pushes arrive on the channel listener (its own paths, its own signatures).
+    let channel_router = match tobacco {
+        Some(parts) => {
+            tasks.push(tokio::spawn(parts.outbox.run(shutdown.subscribe())));
+            channel_router.merge(parts.router)
+        }
+        None => channel_router,
     };
     tasks.push(spawn_server(
         "channel",

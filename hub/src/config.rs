@@ -24,6 +24,70 @@ pub struct HubConfig {
     /// Key references per link, the master key of session keys (`[keys]`).
     #[serde(default)]
     pub keys: crate::keys::KeysConfig,
+    /// `[tobacco]`: 岳阳烟草 (spec 09), absent when the bank does not collect for the bureau.
+    #[serde(default)]
+    pub tobacco: Option<TobaccoConfig>,
+}
+
+/// `[tobacco]`: the bureau's orders are kept and paid in the hub; payments are notified to it.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TobaccoConfig {
+    /// The bureau's AppId and bureauCode, `430600`.
+    pub bureau_code: String,
+    /// Our AppId and bankCode, `YYNS0001`.
+    pub bank_code: String,
+    /// The bureau's base URL (its notify endpoint is `/bank/v1/payment-notify` below it).
+    pub bureau_base_url: String,
+    /// The bank's SM2 private key, 64 hex digits.
+    pub bank_private_key_hex: String,
+    /// The bureau's SM2 public key, uncompressed point in hex (`04…`).
+    pub bureau_public_key_hex: String,
+    /// Tobacco collection suspense account (core class I).
+    pub suspense_account: String,
+    /// The bureau's settlement account.
+    pub settlement_account: String,
+    /// `[tobacco.tls]`: HTTPS to the bureau, trusting only its CA (absent: plain HTTP, tests).
+    #[serde(default)]
+    pub tls: Option<crate::tls::PartnerTls>,
+    /// Whole notification exchange (spec: 10 s); with `tls`, its `timeout_ms` also bounds it.
+    #[serde(default = "default_tobacco_notify_timeout_ms")]
+    pub notify_timeout_ms: u64,
+    /// Real-time pause between polls of the notification outbox.
+    #[serde(default = "default_tobacco_outbox_poll_ms")]
+    pub outbox_poll_interval_ms: u64,
+}
+
+fn default_tobacco_notify_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_tobacco_outbox_poll_ms() -> u64 {
+    1_000
+}
+
+/// The private key never shows in logs or Debug output.
+impl std::fmt::Debug for TobaccoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TobaccoConfig")
+            .field("bureau_code", &self.bureau_code)
+            .field("bank_code", &self.bank_code)
+            .field("bureau_base_url", &self.bureau_base_url)
+            .field("bank_private_key_hex", &"***")
+            .field("bureau_public_key_hex", &self.bureau_public_key_hex)
+            .field(
+                "suspense_account",
+                &codecs::mask::mask_account(&self.suspense_account),
+            )
+            .field(
+                "settlement_account",
+                &codecs::mask::mask_account(&self.settlement_account),
+            )
+            .field("tls", &self.tls)
+            .field("notify_timeout_ms", &self.notify_timeout_ms)
+            .field("outbox_poll_interval_ms", &self.outbox_poll_interval_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +220,30 @@ mod tests {
                 Some(PathBuf::from("tls/admin.key"))
             );
         }
+    }
+
+    #[test]
+    fn tobacco_section_loads_with_defaults_and_hides_the_private_key() {
+        let text = format!(
+            "{}\n[tobacco]\nbureau_code = \"430600\"\nbank_code = \"YYNS0001\"\n\
+             bureau_base_url = \"https://yc.example:8443\"\n\
+             bank_private_key_hex = \"3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8\"\n\
+             bureau_public_key_hex = \"04aa\"\nsuspense_account = \"9003100000000009\"\n\
+             settlement_account = \"9003200000000009\"\n",
+            include_str!("../../deploy/hub.example.toml")
+        );
+        let config = HubConfig::from_toml(&text);
+        assert!(config.is_ok(), "{config:?}");
+        if let Ok(config) = config {
+            let tobacco = config.tobacco.as_ref();
+            assert_eq!(tobacco.map(|t| t.bank_code.as_str()), Some("YYNS0001"));
+            // Spec 09: the whole exchange 10 s.
+            assert_eq!(tobacco.map(|t| t.notify_timeout_ms), Some(10_000));
+            assert_eq!(tobacco.and_then(|t| t.tls.clone()), None);
+            assert!(!format!("{config:?}").contains("3945208f"));
+        }
+        let without = HubConfig::from_toml(include_str!("../../deploy/hub.example.toml"));
+        assert!(without.is_ok_and(|c| c.tobacco.is_none()));
     }
 
     fn is_setting(line: &str) -> bool {

@@ -322,6 +322,7 @@ impl Env {
             }],
             fixedlen: Vec::new(),
             keys: Default::default(),
+            tobacco: None,
         }
     }
 

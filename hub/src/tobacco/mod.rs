@@ -13,6 +13,7 @@
 //! `payment_failed` (2 → 1).
 pub mod file;
 pub mod outbox;
+pub mod partner;
 pub mod router;
 pub mod store;
 

@@ -1,0 +1,534 @@
+//! The tobacco orders as a [`BillPartner`], so channels query and pay them through the engine like
+//! any bill. Orders live in the hub (spec 09): no call leaves the hub, the write-off is the
+//! order's 2 → 3 update with its outbox row, and the bureau learns of it from the outbox.
+
+use adapters::spi::{
+    AdapterError, Bill, BillItem, BillPartner, Channel, DailyFile, DailyRecord, OriginalRef,
+    PartnerReply, PayOrder, PayOutcome, QueryOutcome, RefusalReason, RequestContext,
+    ReversalOutcome, StatusOutcome,
+};
+use adapters::tobacco::daily_file::{file_name, parse_daily_file};
+use adapters::tobacco::{OrderState, PayChannel};
+use chrono::NaiveDate;
+use codecs::Money;
+
+use super::store::{PayRefusal, TobaccoStore};
+
+/// The payee code channels use for the bureau.
+pub const PAYEE: &str = "TOBACCO";
+/// Purpose of tobacco postings (core-banking.md).
+pub const PURPOSE: &str = "430600";
+
+pub struct TobaccoPartner {
+    store: TobaccoStore,
+    bureau_code: String,
+    bank_code: String,
+}
+
+fn refused(code: &str, message: &str) -> PartnerReply {
+    PartnerReply {
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn refusal_reply(refusal: &PayRefusal) -> PartnerReply {
+    refused(refusal.code(), &refusal.to_string())
+}
+
+/// The spi numbers channels its own way (03 self-service, 04 online); spec 09 the other way round.
+fn pay_channel(channel: &Channel) -> PayChannel {
+    match channel {
+        Channel::Counter => PayChannel::Counter,
+        Channel::Mobile => PayChannel::Mobile,
+        Channel::SelfService => PayChannel::SelfService,
+        Channel::Online => PayChannel::Online,
+    }
+}
+
+impl TobaccoPartner {
+    pub fn new(
+        store: TobaccoStore,
+        bureau_code: impl Into<String>,
+        bank_code: impl Into<String>,
+    ) -> TobaccoPartner {
+        TobaccoPartner {
+            store,
+            bureau_code: bureau_code.into(),
+            bank_code: bank_code.into(),
+        }
+    }
+
+    /// acctDate is the core's date of the 8002 (spec 09), which the engine journaled before it
+    /// asked for the write-off; the hub's date only if the journal has none.
+    async fn core_date(&self, hub_serial: &str, fallback: NaiveDate) -> NaiveDate {
+        let found: Result<Option<Option<String>>, sqlx::Error> =
+            sqlx::query_scalar("SELECT core_date FROM payments WHERE hub_serial = ?")
+                .bind(hub_serial)
+                .fetch_optional(self.store.pool())
+                .await;
+        found
+            .ok()
+            .flatten()
+            .flatten()
+            .and_then(|text| codecs::clock::parse_yyyymmdd(&text))
+            .unwrap_or(fallback)
+    }
+}
+
+#[async_trait::async_trait]
+impl BillPartner for TobaccoPartner {
+    fn payee(&self) -> &str {
+        PAYEE
+    }
+
+    fn instance(&self) -> &str {
+        &self.bureau_code
+    }
+
+    async fn query(
+        &self,
+        _ctx: &RequestContext,
+        customer_no: &str,
+    ) -> Result<QueryOutcome, AdapterError> {
+        let row = self
+            .store
+            .lookup_by_order(customer_no)
+            .await
+            .map_err(|e| AdapterError::Transport(e.to_string()))?;
+        let refusal = match row {
+            None => PayRefusal::NoSuchOrder,
+            Some(row) => match row.state {
+                OrderState::Unpaid => {
+                    let order = row.order;
+                    return Ok(QueryOutcome::Bill(Bill {
+                        customer_no: order.order_no,
+                        customer_name: order.retailer_name,
+                        address: String::new(),
+                        total_due: order.amount,
+                        prepaid: Money::ZERO,
+                        items: vec![BillItem {
+                            period: order.order_date.format("%Y%m").to_string(),
+                            amount: order.amount,
+                            penalty: Money::ZERO,
+                        }],
+                        nothing_due: false,
+                    }));
+                }
+                OrderState::Paying => PayRefusal::InProgress,
+                OrderState::Paid => PayRefusal::AlreadyPaid,
+                OrderState::Cancelled => PayRefusal::Cancelled,
+            },
+        };
+        Ok(QueryOutcome::Refused(refusal_reply(&refusal)))
+    }
+
+    async fn pay(&self, ctx: &RequestContext, order: &PayOrder) -> PayOutcome {
+        let order_no = order.customer_no.as_str();
+        let serial = ctx.bank_serial.as_str();
+        match self
+            .store
+            .begin_payment(order_no, order.pay_amount, serial)
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(refusal)) => return PayOutcome::Refused(refusal_reply(&refusal)),
+            // Nothing changed: the engine gives the debit back.
+            Err(e) => return PayOutcome::Refused(refused(e.code(), &e.to_string())),
+        }
+        let acct_date = self.core_date(serial, ctx.tx_date).await;
+        match self
+            .store
+            .payment_succeeded(order_no, serial, acct_date, pay_channel(&ctx.channel))
+            .await
+        {
+            Ok(true) => PayOutcome::Paid {
+                partner_serial: order_no.to_string(),
+                acct_date,
+                prepaid: Money::ZERO,
+            },
+            // Cannot happen after our own 1 → 2; the engine's reversal then puts it back.
+            Ok(false) => PayOutcome::Unknown {
+                reason: "烟草订单状态异常".into(),
+            },
+            // The order stays 2 under our serial; the engine's reversal puts it back to 1.
+            Err(e) => PayOutcome::Unknown {
+                reason: format!("{}: {e}", e.code()),
+            },
+        }
+    }
+
+    async fn reverse(&self, _ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome {
+        let row = match self.store.order(&original.customer_no).await {
+            Ok(row) => row,
+            Err(e) => {
+                return ReversalOutcome::Unknown {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let Some(row) = row else {
+            return ReversalOutcome::OriginalNotFound;
+        };
+        if row.bank_serial.as_deref() != Some(original.bank_serial.as_str()) {
+            return ReversalOutcome::OriginalNotFound;
+        }
+        match row.state {
+            OrderState::Paying => {
+                match self
+                    .store
+                    .payment_failed(&original.customer_no, &original.bank_serial)
+                    .await
+                {
+                    Ok(true) => ReversalOutcome::Reversed,
+                    Ok(false) => ReversalOutcome::Unknown {
+                        reason: "烟草订单状态已变化".into(),
+                    },
+                    Err(e) => ReversalOutcome::Unknown {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            // Spec 09: a paid order is never reversed, not even the same day; the status query
+            // this answer leads to tells the engine it stays paid.
+            OrderState::Paid => ReversalOutcome::TooLate,
+            OrderState::Unpaid | OrderState::Cancelled => ReversalOutcome::OriginalNotFound,
+        }
+    }
+
+    async fn status(&self, _ctx: &RequestContext, original: &OriginalRef) -> StatusOutcome {
+        let row = match self.store.order(&original.customer_no).await {
+            Ok(row) => row,
+            Err(e) => {
+                return StatusOutcome::Unknown {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let Some(row) =
+            row.filter(|r| r.bank_serial.as_deref() == Some(original.bank_serial.as_str()))
+        else {
+            return StatusOutcome::NotFound;
+        };
+        match row.state {
+            OrderState::Paid => {
+                let acct_date = row
+                    .acct_date
+                    .as_deref()
+                    .and_then(codecs::clock::parse_yyyymmdd)
+                    .unwrap_or(original.tx_date);
+                StatusOutcome::WrittenOff {
+                    partner_serial: row.order.order_no,
+                    acct_date,
+                    amount: row.order.amount,
+                }
+            }
+            // Left in 2 by a failed write: never paid, so back to payable and fenced.
+            OrderState::Paying => {
+                match self
+                    .store
+                    .payment_failed(&original.customer_no, &original.bank_serial)
+                    .await
+                {
+                    Ok(true) => StatusOutcome::NotFound,
+                    Ok(false) => StatusOutcome::Unknown {
+                        reason: "烟草订单状态已变化".into(),
+                    },
+                    Err(e) => StatusOutcome::Unknown {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            OrderState::Unpaid | OrderState::Cancelled => StatusOutcome::NotFound,
+        }
+    }
+
+    fn daily_files(&self, acct_date: NaiveDate) -> Vec<String> {
+        vec![file_name(&self.bank_code, acct_date)]
+    }
+
+    fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError> {
+        let file_error = |reason: String| AdapterError::DailyFile { line: 1, reason };
+        let [bytes] = files else {
+            return Err(file_error(format!("须为一个文件，收到{}个", files.len())));
+        };
+        // The date is the first field of line 1; the parser checks it against itself then.
+        let date = bytes
+            .get(..8)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(codecs::clock::parse_yyyymmdd)
+            .ok_or_else(|| file_error("首行 acctDate 不是日期".into()))?;
+        let file = parse_daily_file(bytes, date).map_err(|e| file_error(e.to_string()))?;
+        let records = file
+            .lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, line)| DailyRecord {
+                line_no: i + 2,
+                bank_serial: line.bank_serial,
+                partner_serial: line.order_no.clone(),
+                customer_no: line.order_no,
+                amount: line.amount,
+                tx_date: line.pay_time.date(),
+                tx_time: line.pay_time.time(),
+                channel: line.channel.code().to_string(),
+            })
+            .collect();
+        Ok(DailyFile {
+            acct_date: file.acct_date,
+            records,
+        })
+    }
+
+    fn purpose(&self) -> &str {
+        PURPOSE
+    }
+
+    /// `烟草货款<orderNo>`: 8 + at most 32 bytes, within the 40 of the Summary.
+    fn payment_summary(&self, customer_no: &str) -> String {
+        format!("烟草货款{customer_no}")
+    }
+
+    fn settlement_code(&self) -> &str {
+        &self.bank_code
+    }
+
+    fn settlement_summary(&self, acct_date: NaiveDate) -> String {
+        format!(
+            "烟草货款{}{}",
+            self.bank_code,
+            codecs::clock::yyyymmdd(acct_date)
+        )
+    }
+
+    /// An order is paid exactly, never prepaid.
+    fn accepts_prepayment(&self) -> bool {
+        false
+    }
+
+    fn refusal_reason(&self, code: &str) -> Option<RefusalReason> {
+        match code {
+            "YC_NO_ORDER" => Some(RefusalReason::CustomerNotFound),
+            "YC_CANCELLED" => Some(RefusalReason::CustomerClosed),
+            "YC_PAID" => Some(RefusalReason::NothingDue),
+            "YC_AMOUNT" => Some(RefusalReason::ArrearsChanged),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use adapters::tobacco::message::{PayableOrder, PushedOrder};
+    use chrono::{NaiveDate, NaiveTime};
+    use codecs::clock::{ManualClock, SharedClock};
+
+    use super::*;
+    use crate::journal::Journal;
+
+    const ORDER: &str = "YC20261202000123";
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 2).unwrap_or_default()
+    }
+
+    fn ctx(serial: &str, channel: Channel) -> RequestContext {
+        RequestContext {
+            channel,
+            branch_no: "000101".into(),
+            teller_no: "T00001".into(),
+            tx_date: day(),
+            tx_time: NaiveTime::from_hms_opt(9, 30, 0).unwrap_or_default(),
+            bank_serial: serial.into(),
+        }
+    }
+
+    fn pay_order(amount_fen: i64) -> PayOrder {
+        PayOrder {
+            customer_no: ORDER.into(),
+            pay_amount: Money::from_fen(amount_fen),
+            total_due: Money::from_fen(amount_fen),
+            payer_account: "6230901000000000011".into(),
+        }
+    }
+
+    fn original(serial: &str) -> OriginalRef {
+        OriginalRef {
+            bank_serial: serial.into(),
+            tx_date: day(),
+            customer_no: ORDER.into(),
+            amount: Money::from_fen(1_256_800),
+            total_due: Money::from_fen(1_256_800),
+        }
+    }
+
+    /// A partner over a fresh journal holding the spec's example order (12 568.00 yuan).
+    async fn partner() -> (TobaccoPartner, TobaccoStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let journal = Journal::open(&url).await.expect("journal");
+        let clock: SharedClock = ManualClock::new(day().and_hms_opt(9, 30, 0).unwrap_or_default());
+        let store = TobaccoStore::new(journal.pool().clone(), clock, "YYNS0001");
+        let order = PayableOrder {
+            order_no: ORDER.into(),
+            licence_no: "430602100123".into(),
+            retailer_name: "岳阳楼区张三便利店".into(),
+            amount: Money::from_fen(1_256_800),
+            order_date: day(),
+            due_date: NaiveDate::from_ymd_opt(2026, 12, 5).unwrap_or_default(),
+            item_count: 7,
+            items_summary: "卷烟7个品规，共25条".into(),
+        };
+        store
+            .push("P202612020001", "00", &[PushedOrder::Valid(order)])
+            .await
+            .expect("push");
+        let partner = TobaccoPartner::new(store.clone(), "430600", "YYNS0001");
+        (partner, store, dir)
+    }
+
+    #[tokio::test]
+    async fn query_shows_the_unpaid_order_as_a_bill_of_its_amount() {
+        let (partner, _, _dir) = partner().await;
+        let outcome = partner
+            .query(&ctx("B2026120201000000001", Channel::Mobile), ORDER)
+            .await
+            .expect("query");
+        let QueryOutcome::Bill(bill) = outcome else {
+            panic!("expected a bill, got {outcome:?}");
+        };
+        assert_eq!(bill.customer_no, ORDER);
+        assert_eq!(bill.customer_name, "岳阳楼区张三便利店");
+        assert_eq!(bill.total_due, Money::from_fen(1_256_800));
+        assert!(!bill.nothing_due);
+        let unknown = partner
+            .query(&ctx("B2026120201000000002", Channel::Mobile), "YC0")
+            .await
+            .expect("query");
+        assert!(matches!(unknown, QueryOutcome::Refused(r) if r.code == "YC_NO_ORDER"));
+    }
+
+    #[tokio::test]
+    async fn pay_makes_the_order_paid_with_one_notification_and_a_second_pay_is_refused() {
+        let (partner, store, _dir) = partner().await;
+        let serial = "B2026120201000000001";
+        // The spi's 04 is online banking; spec 09 numbers online banking 03.
+        let outcome = partner
+            .pay(&ctx(serial, Channel::Online), &pay_order(1_256_800))
+            .await;
+        let PayOutcome::Paid {
+            partner_serial,
+            acct_date,
+            prepaid,
+        } = outcome
+        else {
+            panic!("expected Paid, got {outcome:?}");
+        };
+        assert_eq!(partner_serial, ORDER);
+        assert_eq!(acct_date, day());
+        assert_eq!(prepaid, Money::ZERO);
+        let row = store.order(ORDER).await.expect("read").expect("order");
+        assert_eq!(row.state, OrderState::Paid);
+        assert_eq!(row.bank_serial.as_deref(), Some(serial));
+        assert_eq!(row.channel.as_deref(), Some("03"));
+        let notification = store.notification(serial).await.expect("read");
+        assert_eq!(notification.map(|n| n.status), Some("PENDING".to_string()));
+
+        let again = partner
+            .pay(
+                &ctx("B2026120201000000002", Channel::Mobile),
+                &pay_order(1_256_800),
+            )
+            .await;
+        assert!(matches!(again, PayOutcome::Refused(r) if r.code == "YC_PAID"));
+        // Spec 09: no reversal of a paid order, not even the same day.
+        let reversal = partner
+            .reverse(
+                &ctx("B2026120201000000003", Channel::Counter),
+                &original(serial),
+            )
+            .await;
+        assert!(matches!(reversal, ReversalOutcome::TooLate));
+        let status = partner
+            .status(
+                &ctx("B2026120201000000004", Channel::Counter),
+                &original(serial),
+            )
+            .await;
+        assert!(matches!(
+            status,
+            StatusOutcome::WrittenOff { ref partner_serial, acct_date, amount }
+                if partner_serial == ORDER && acct_date == day() && amount == Money::from_fen(1_256_800)
+        ));
+    }
+
+    #[tokio::test]
+    async fn wrong_amount_is_refused_and_a_payment_left_in_progress_is_undone_by_reversal() {
+        let (partner, store, _dir) = partner().await;
+        let wrong = partner
+            .pay(
+                &ctx("B2026120201000000001", Channel::Mobile),
+                &pay_order(1_256_700),
+            )
+            .await;
+        assert!(matches!(wrong, PayOutcome::Refused(r) if r.code == "YC_AMOUNT"));
+        // A write that failed after 1 → 2 leaves the order paying under the serial.
+        let serial = "B2026120201000000002";
+        let begun = store
+            .begin_payment(ORDER, Money::from_fen(1_256_800), serial)
+            .await
+            .expect("db");
+        assert!(begun.is_ok());
+        let reversal = partner
+            .reverse(
+                &ctx("B2026120201000000003", Channel::Counter),
+                &original(serial),
+            )
+            .await;
+        assert!(matches!(reversal, ReversalOutcome::Reversed));
+        let row = store.order(ORDER).await.expect("read").expect("order");
+        assert_eq!(row.state, OrderState::Unpaid);
+        let status = partner
+            .status(
+                &ctx("B2026120201000000004", Channel::Counter),
+                &original(serial),
+            )
+            .await;
+        assert!(matches!(status, StatusOutcome::NotFound));
+    }
+
+    #[tokio::test]
+    async fn summaries_and_file_follow_the_spec() {
+        let (partner, _, _dir) = partner().await;
+        // 烟草货款 is 8 GBK bytes, the order number at most 32: 40 in all.
+        let summary = partner.payment_summary("YC202612020001230000000000000000");
+        assert_eq!(summary, "烟草货款YC202612020001230000000000000000");
+        assert_eq!(
+            codecs::text::byte_len(&summary, codecs::text::Charset::Gbk).ok(),
+            Some(40)
+        );
+        assert_eq!(
+            partner.settlement_summary(day()),
+            "烟草货款YYNS000120261202"
+        );
+        assert_eq!(partner.purpose(), "430600");
+        assert_eq!(partner.payee(), "TOBACCO");
+        assert_eq!(partner.instance(), "430600");
+        assert_eq!(
+            partner.daily_files(day()),
+            vec!["YCJF_YYNS0001_20261202.txt".to_string()]
+        );
+        let file = b"20261202|1|1256800\nB2026120201000000001|YC20261202000123|430602100123|1256800|20261202093000|02\n";
+        let parsed = partner.parse_daily(&[file.to_vec()]).expect("file");
+        assert_eq!(parsed.acct_date, day());
+        assert_eq!(parsed.records.len(), 1);
+        let record = &parsed.records[0];
+        assert_eq!(record.line_no, 2);
+        assert_eq!(record.bank_serial, "B2026120201000000001");
+        assert_eq!(record.customer_no, ORDER);
+        assert_eq!(record.amount, Money::from_fen(1_256_800));
+        assert_eq!(record.channel, "02");
+        assert!(partner.parse_daily(&[]).is_err());
+        assert!(partner.parse_daily(&[b"20261202|1|5\n".to_vec()]).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! 岳阳烟草 (spec 09) through the running hub: the bureau simulator (written from the spec) pushes
+//! signed orders to the hub's inbound endpoint, retailers query and pay them over the channel API,
+//! and the hub's outbox notifies the bureau.
+
+use codecs::crypto::sm2::PrivateKey;
+use e2e_tests::*;
+use fixtures::tobacco_sim::{order_json, TobaccoSim, TobaccoSimConfig, BUREAU_TEST_PRIVATE_HEX};
+use hub::config::TobaccoConfig;
+use serde_json::{json, Value};
+
+const BUREAU_CODE: &str = "430600";
+const TOBACCO_BANK_CODE: &str = "YYNS0001";
+/// The spec's worked-example bureau public key (pair of `BUREAU_TEST_PRIVATE_HEX`).
+const BUREAU_PUBLIC_HEX: &str = "048f6a3511895bd10fc9b106d29383039c0fc8300f96012109a7b052be784af5cb04716e176dd7434523547c9c98ea63c8bb4d364848190a8ae3cd2fd4577c87cb";
+/// The bank's test key (the GM/T 0003 example private key).
+const BANK_PRIVATE_HEX: &str = "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8";
+const ORDER_PAID: &str = "YC20261202000123";
+const ORDER_CANCELLED: &str = "YC20261202000124";
+const LICENCE: &str = "430602100123";
+/// 1 256.80 yuan: within the payer's 10 000.00.
+const ORDER_PAID_FEN: i64 = 125_680;
+const ORDER_CANCELLED_FEN: i64 = 3_300;
+
+/// A hub with `[tobacco]` pointing at a bureau simulator that pushes to the hub's listener.
+async fn tobacco_env() -> (Env, TobaccoSim) {
+    let mut env = Env::start().await;
+    env.stop_hub().await;
+    // The simulator needs the hub's URL before the hub starts: reserve a port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let bank = PrivateKey::from_hex(BANK_PRIVATE_HEX).expect("bank key");
+    let sim = TobaccoSim::start(
+        TobaccoSimConfig {
+            bureau_code: BUREAU_CODE.into(),
+            bank_code: TOBACCO_BANK_CODE.into(),
+            bureau_key: PrivateKey::from_hex(BUREAU_TEST_PRIVATE_HEX).expect("bureau key"),
+            bank_public: bank.public_key(),
+            hub_base_url: format!("http://127.0.0.1:{port}"),
+        },
+        env.clock.clone(),
+    )
+    .await
+    .expect("tobacco simulator");
+    let mut config = env.hub_config();
+    config.hub.listen = format!("127.0.0.1:{port}");
+    config.tobacco = Some(TobaccoConfig {
+        bureau_code: BUREAU_CODE.into(),
+        bank_code: TOBACCO_BANK_CODE.into(),
+        bureau_base_url: sim.base_url(),
+        bank_private_key_hex: BANK_PRIVATE_HEX.into(),
+        bureau_public_key_hex: BUREAU_PUBLIC_HEX.into(),
+        suspense_account: SUSPENSE.into(),
+        settlement_account: SETTLEMENT.into(),
+        tls: None,
+        notify_timeout_ms: 2_000,
+        outbox_poll_interval_ms: 20,
+    });
+    env.start_hub_with_config(config).await;
+    (env, sim)
+}
+
+fn channel_query(order_no: &str) -> Value {
+    json!({
+        "payee": "TOBACCO", "instance": BUREAU_CODE, "customer_no": order_no, "channel": "02",
+        "branch_no": BRANCH, "teller_no": "T00001",
+    })
+}
+
+fn channel_pay(env: &Env, serial: &str, order_no: &str, amount_fen: i64) -> Value {
+    json!({
+        "channel": "02", "channel_date": env.today(), "channel_serial": serial,
+        "payee": "TOBACCO", "instance": BUREAU_CODE, "customer_no": order_no,
+        "payer_account": PAYER_A, "amount_fen": amount_fen, "total_due_fen": amount_fen,
+        "branch_no": BRANCH, "teller_no": "T00001",
+    })
+}
+
+async fn notification_status(env: &Env, notify_id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM tobacco_notifications WHERE notify_id = ?")
+        .bind(notify_id)
+        .fetch_optional(env.journal.pool())
+        .await
+        .expect("notification row")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_order_is_paid_once_and_notified_once_and_a_cancelled_one_cannot_be_paid() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+
+    // The bureau pushes two orders; the hub stores both and signs its answer.
+    let pushed = sim
+        .push(
+            "P202612020001",
+            vec![
+                order_json(ORDER_PAID, LICENCE, ORDER_PAID_FEN, &today),
+                order_json(ORDER_CANCELLED, LICENCE, ORDER_CANCELLED_FEN, &today),
+            ],
+        )
+        .await
+        .expect("push exchange");
+    assert_eq!(pushed.status, 200);
+    assert!(
+        pushed.signed_ok,
+        "the hub's answer is signed: {:?}",
+        pushed.body
+    );
+    assert_eq!(pushed.body["code"], "0000");
+    assert_eq!(pushed.body["results"][0]["orderNo"], ORDER_PAID);
+    assert_eq!(pushed.body["results"][0]["code"], "0000");
+    assert_eq!(pushed.body["results"][0]["state"], "1");
+    assert_eq!(pushed.body["results"][1]["code"], "0000");
+
+    // A retailer looks the order up by its number over the channel API.
+    let (status, bill) = env
+        .post("/api/v1/bills/query", &channel_query(ORDER_PAID))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bill["status"], "OK", "{bill}");
+    assert_eq!(bill["customer_no"], ORDER_PAID);
+    assert_eq!(bill["customer_name"], "岳阳楼区张三便利店");
+    assert_eq!(bill["total_due_fen"], ORDER_PAID_FEN);
+
+    // ... and pays it: the payer is debited once, the money sits in the suspense account.
+    let suspense_before = env.balance_fen(SUSPENSE);
+    let body = channel_pay(&env, "M0000000001", ORDER_PAID, ORDER_PAID_FEN);
+    let (status, answer) = env.post("/api/v1/payments", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "SUCCEEDED", "{answer}");
+    assert_eq!(answer["partner_serial"], ORDER_PAID);
+    assert_eq!(answer["acct_date"], today.as_str());
+    let hub_serial = answer["hub_serial"]
+        .as_str()
+        .expect("hub serial")
+        .to_string();
+    assert_eq!(
+        env.balance_fen(PAYER_A),
+        PAYER_A_OPENING_FEN - ORDER_PAID_FEN
+    );
+    assert_eq!(env.balance_fen(SUSPENSE), suspense_before + ORDER_PAID_FEN);
+
+    // The same channel serial again: the same answer, no second debit.
+    let (status, repeat) = env.post("/api/v1/payments", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(repeat, answer);
+    assert_eq!(
+        env.balance_fen(PAYER_A),
+        PAYER_A_OPENING_FEN - ORDER_PAID_FEN
+    );
+
+    // The bureau receives one signed notification and acknowledges it.
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while notification_status(&env, &hub_serial).await.as_deref() != Some("ACKED") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "notification not acknowledged: {:?}",
+            notification_status(&env, &hub_serial).await
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    // A few more outbox passes: nothing is sent again.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sim.state().attempts.len(), 1);
+    let recorded = sim.recorded();
+    assert_eq!(recorded.len(), 1);
+    let payment = &recorded[0];
+    assert_eq!(payment.notify_id, hub_serial);
+    assert_eq!(payment.bank_serial, hub_serial);
+    assert_eq!(payment.order_no, ORDER_PAID);
+    assert_eq!(payment.licence_no, LICENCE);
+    assert_eq!(payment.amount_fen, ORDER_PAID_FEN);
+    assert_eq!(payment.acct_date, today);
+    assert_eq!(payment.channel, "02");
+
+    // The bureau sees the order paid under the hub's serial and cannot cancel it.
+    let queried = sim.query(ORDER_PAID).await.expect("query exchange");
+    assert!(queried.signed_ok);
+    assert_eq!(queried.body["code"], "0000");
+    assert_eq!(queried.body["state"], "3");
+    assert_eq!(queried.body["bankSerial"], hub_serial.as_str());
+    let cancel_paid = sim.cancel(ORDER_PAID, "测试").await.expect("cancel");
+    assert_eq!(cancel_paid.body["code"], "3002");
+
+    // A cancelled order: the channel's look-up refuses it, and a payment leaves the payer whole.
+    let cancelled = sim
+        .cancel(ORDER_CANCELLED, "零售户退单")
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.body["code"], "0000");
+    assert_eq!(cancelled.body["state"], "4");
+    let (_, refused) = env
+        .post("/api/v1/bills/query", &channel_query(ORDER_CANCELLED))
+        .await;
+    assert_eq!(refused["status"], "FAILED", "{refused}");
+    assert_eq!(refused["partner_code"], "YC_CANCELLED");
+    let (status, failed) = env
+        .post(
+            "/api/v1/payments",
+            &channel_pay(&env, "M0000000002", ORDER_CANCELLED, ORDER_CANCELLED_FEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["partner_code"], "YC_CANCELLED");
+    assert_eq!(
+        env.balance_fen(PAYER_A),
+        PAYER_A_OPENING_FEN - ORDER_PAID_FEN
+    );
+    assert_eq!(env.balance_fen(SUSPENSE), suspense_before + ORDER_PAID_FEN);
+    let still = sim.query(ORDER_CANCELLED).await.expect("query exchange");
+    assert_eq!(still.body["state"], "4");
+    assert_eq!(sim.recorded().len(), 1);
+}

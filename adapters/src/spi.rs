@@ -82,7 +82,14 @@ pub struct PayOrder {
     /// The total due the customer was shown by the query (partners refuse when it changed).
     pub total_due: Money,
     pub payer_account: String,
+    /// The partner's own elements of a payment beyond the customer and amount (medical: the
+    /// insured's `name` and the contribution `year`; cable TV: `package_code` and `months`),
+    /// journaled with the payment so that a status query or cancel after a restart has them.
+    pub fields: PayFields,
 }
+
+/// Partner-specific payment elements by name; [`BillPartner::check_order`] says which it needs.
+pub type PayFields = std::collections::BTreeMap<String, String>;
 
 /// The payment a reversal or status query is about.
 #[derive(Clone, Debug)]
@@ -95,6 +102,10 @@ pub struct OriginalRef {
     /// original went as (a prepayment when nothing was due), so a reversal after a restart names it
     /// right.
     pub total_due: Money,
+    /// When the hub sent the original (its `tx_date` with this time): some partners' answers
+    /// become final only a fixed time after the original (medical: 330 s).
+    pub tx_time: NaiveTime,
+    pub fields: PayFields,
 }
 
 /// The meaning of a partner's refusal, whatever its code, so that channels show one message.
@@ -106,6 +117,16 @@ pub enum RefusalReason {
     NothingDue,
     AmountTooLow,
     ArrearsChanged,
+    /// The typed name is not the partner's (medical 1002).
+    NameMismatch,
+    /// The period was paid already (medical 1003).
+    AlreadyPaid,
+    /// The partner's ID-number check failed (medical 1006).
+    InvalidIdNumber,
+    /// Nothing payable for that period now (medical 1004, cable TV 04).
+    NotPayableNow,
+    /// The amount is not what the partner asks (medical 1005, cable TV 05).
+    AmountMismatch,
 }
 
 /// A definite answer of the partner, kept verbatim for the journal and the channel.
@@ -150,6 +171,9 @@ pub enum ReversalOutcome {
     /// 2004: customer or amount differ from the original; nothing reversed.
     Mismatch,
     Refused(PartnerReply),
+    /// An answer the spec says no automatic step may act on (cable TV 23): the money stays where
+    /// it is until an operator resolves it.
+    NeedsOperator(PartnerReply),
     Unknown {
         reason: String,
     },
@@ -163,11 +187,26 @@ pub enum StatusOutcome {
         amount: Money,
     },
     Reversed,
-    /// The partner never wrote it off and fences the serial against a late original.
+    /// The partner never wrote it off and fences the serial against a late original (or the
+    /// original can no longer be accepted).
     NotFound,
+    /// The partner's answer contradicts what the hub knows (cable TV: 3 after 22/24): an operator
+    /// must look before any money moves back.
+    NeedsOperator {
+        reason: String,
+    },
     Unknown {
         reason: String,
     },
+}
+
+/// What the engine does when a write-off's outcome is unknown (the spec of each partner says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownResolution {
+    /// Send the partner's reversal (冲正; cable TV: its 3001) and undo the debit when it lands.
+    Reverse,
+    /// Ask the partner's status query until it gives a final answer (medical: 2003).
+    AskStatus,
 }
 
 /// A partner's daily file, parsed and checked against its own summary.
@@ -266,6 +305,17 @@ pub trait BillPartner: Send + Sync {
     /// The names of one accounting date's files, in the order [`BillPartner::parse_daily`]
     /// takes their contents (郴电国际: one file; county water: totals, then detail).
     fn daily_files(&self, acct_date: NaiveDate) -> Vec<String>;
+    /// Fetches one accounting date's files from the partner into `dir` under the names of
+    /// [`BillPartner::daily_files`], for partners that hand them over on request (medical 9001,
+    /// cable TV's 5002 pages) rather than drop them. `Ok(false)`: nothing to fetch (the files
+    /// are dropped by the partner); an error leaves the reconciliation waiting.
+    async fn fetch_daily(
+        &self,
+        _acct_date: NaiveDate,
+        _dir: &std::path::Path,
+    ) -> Result<bool, AdapterError> {
+        Ok(false)
+    }
     /// Parses one accounting date's files, checked against their own totals.
     fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError>;
     /// The core Purpose of this partner's postings (core-banking.md, "Purpose codes").
@@ -281,6 +331,11 @@ pub trait BillPartner: Send + Sync {
     fn bank_serial_len(&self) -> usize {
         20
     }
+    /// The longest customer number (or other payment key: an ID number, an order number) the
+    /// partner takes; longer ones are refused before any call.
+    fn customer_no_max_len(&self) -> usize {
+        16
+    }
     /// Whether a payment with nothing due (a pure prepayment) is possible at all: where it is not,
     /// the hub refuses it before debiting anyone.
     fn accepts_prepayment(&self) -> bool {
@@ -294,6 +349,54 @@ pub trait BillPartner: Send + Sync {
     /// their day-end): outside, the hub refuses before debiting anyone.
     fn accepts_payments_at(&self, _time: chrono::NaiveTime) -> bool {
         true
+    }
+    /// Checks the partner's own elements of an order before anything is journaled (an ID
+    /// number's check digit, a package and months), so bad input never reaches the core.
+    fn check_order(&self, _order: &PayOrder) -> Result<(), AdapterError> {
+        Ok(())
+    }
+    /// A call made after the payment is journaled and before the core debit, moving no money:
+    /// the partner's rules that the hub must check against fresh data (medical: 1001 again,
+    /// the typed name and the payable amount) or a hold it must take (tobacco: the order
+    /// locked). `Err` refuses the payment with nothing debited.
+    async fn before_debit(
+        &self,
+        _ctx: &RequestContext,
+        _order: &PayOrder,
+    ) -> Result<(), PartnerReply> {
+        Ok(())
+    }
+    /// How an unknown write-off is resolved.
+    fn unknown_resolution(&self) -> UnknownResolution {
+        UnknownResolution::Reverse
+    }
+    /// The wait before the next status query of an unknown write-off, when the spec fixes a
+    /// schedule (`attempts` status queries already made); `None` keeps the engine's backoff.
+    fn status_retry_after(&self, _attempts: i64) -> Option<chrono::Duration> {
+        None
+    }
+    /// Whether the partner has a 撤销 (cancel of a completed payment on the customer's
+    /// request) distinct from the timeout 冲正; then the channel's cancel ends CANCELLED.
+    fn supports_cancel(&self) -> bool {
+        false
+    }
+    /// Whether only counter payments may be cancelled, with a second teller's authorisation
+    /// (medical 2002); otherwise any channel may cancel its own payment.
+    fn cancel_counter_only(&self) -> bool {
+        true
+    }
+    /// Whether a cancel is taken at this time (its partner's cut-off; hub clock).
+    fn accepts_cancel_at(&self, _time: chrono::NaiveTime) -> bool {
+        true
+    }
+    /// 撤销 of a completed payment; by default the partner's reversal.
+    async fn cancel(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome {
+        self.reverse(ctx, original).await
+    }
+    /// Whether a reversal or cancel that got no answer is re-sent under a new serial (medical:
+    /// a new reqSerial) rather than as the same frame (power, water, cable TV).
+    fn resend_reversal_with_new_serial(&self) -> bool {
+        false
     }
 }
 

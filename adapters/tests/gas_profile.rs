@@ -70,6 +70,7 @@ fn order() -> PayOrder {
         pay_amount: Money::from_fen(12640),
         total_due: Money::from_fen(12640),
         payer_account: "6230901100000000021".into(),
+        fields: Default::default(),
     }
 }
 
@@ -361,6 +362,8 @@ async fn reversal_304_names_302_and_status_305_over_tcp() {
         customer_no: "RQ2019004567".into(),
         amount: Money::from_fen(12640),
         total_due: Money::from_fen(12640),
+        fields: Default::default(),
+        tx_time: Default::default(),
     };
     let outcome = adapter(port).reverse(&ctx(), &original).await;
     assert!(matches!(outcome, ReversalOutcome::TooLate), "{outcome:?}");

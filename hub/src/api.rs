@@ -43,6 +43,8 @@ fn refusal(code: ErrorCode, detail: String) -> Refusal {
         ErrorCode::NotFound | ErrorCode::NoSuchRoute => StatusCode::NOT_FOUND,
         ErrorCode::UnknownPayee
         | ErrorCode::ReversalNotAllowed
+        | ErrorCode::CancelNotAllowed
+        | ErrorCode::CancelTooLate
         | ErrorCode::PayerNotAllowed
         | ErrorCode::PartnerNothingDue => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::PartnerUnavailable | ErrorCode::CoreUnavailable | ErrorCode::PartnerDayEnd => {
@@ -97,6 +99,15 @@ pub struct ReversalRequest {
     pub reason: String,
 }
 
+#[derive(Debug, Deserialize, Default)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub reason: String,
+    /// The teller who authorised the cancel (counter cancels need one other than the payment's).
+    #[serde(default)]
+    pub authorized_by: String,
+}
+
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/api/v1/bills/query", post(query))
@@ -108,6 +119,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/api/v1/payments/{channel}/{channel_date}/{channel_serial}/reversal",
             post(reverse),
+        )
+        .route(
+            "/api/v1/payments/{channel}/{channel_date}/{channel_serial}/cancel",
+            post(cancel),
         )
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
@@ -122,12 +137,12 @@ async fn query(
 ) -> Result<Response, Refusal> {
     let Json(req) = body.map_err(bad_json)?;
     if req.customer_no.is_empty()
-        || req.customer_no.len() > 16
+        || req.customer_no.len() > 32
         || !req.customer_no.bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return Err(refusal(
             ErrorCode::BadRequest,
-            "customer_no must be 1..16 letters or digits".into(),
+            "customer_no must be 1..32 letters or digits".into(),
         ));
     }
     let reason_of = |code: &str| {
@@ -204,6 +219,28 @@ async fn reverse(
     Ok(Json(answer).into_response())
 }
 
+async fn cancel(
+    State(engine): State<Arc<Engine>>,
+    Path((channel, channel_date, channel_serial)): Path<(String, String, String)>,
+    body: Result<Json<CancelRequest>, JsonRejection>,
+) -> Result<Response, Refusal> {
+    let Json(req) = body.map_err(bad_json)?;
+    if req.authorized_by.len() > 6 || !req.authorized_by.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(refusal(
+            ErrorCode::BadRequest,
+            "authorized_by must be 0..6 letters or digits".into(),
+        ));
+    }
+    let view = engine
+        .status_view(&channel, &channel_date, &channel_serial)
+        .await?;
+    let answer = engine
+        .request_cancel(&view.hub_serial, &req.reason, &req.authorized_by)
+        .await?;
+    Ok(Json(answer).into_response())
+}
+
 async fn openapi() -> Json<serde_json::Value> {
     Json(openapi_document())
 }
@@ -253,6 +290,14 @@ pub fn openapi_document() -> serde_json::Value {
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "REVERSED, FAILED (REVERSAL_TOO_LATE, REVERSAL_MISMATCH) or IN_DOUBT", "content": {"application/json": {"schema": answer}}},
                               "422": {"description": "not a counter payment, or not succeeded", "content": {"application/json": {"schema": error}}}}
+            }},
+            "/api/v1/payments/{channel}/{channel_date}/{channel_serial}/cancel": {"post": {
+                "summary": "撤销 cancel a same-day payment at a partner that has a cancel (medical insurance: counter only, authorised by a second teller; cable TV: any channel, before 23:50)",
+                "parameters": key_params,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "reason": {"type": "string"}, "authorized_by": {"type": "string", "pattern": "^[0-9A-Za-z]{0,6}$"}}}}}},
+                "responses": {"200": {"description": "CANCELLED, FAILED (CANCEL_TOO_LATE, CANCEL_MISMATCH, CANCEL_NOT_ALLOWED) or IN_DOUBT", "content": {"application/json": {"schema": answer}}},
+                              "422": {"description": "the partner has no cancel, not allowed for this channel, not succeeded, or past the cut-off", "content": {"application/json": {"schema": error}}}}
             }}
         },
         "components": {"schemas": {
@@ -270,9 +315,10 @@ pub fn openapi_document() -> serde_json::Value {
                 "payee": {"type": "string"}, "instance": {"type": "string"},
                 "customer_no": {"type": "string"}, "payer_account": {"type": "string"},
                 "amount_fen": {"type": "integer", "minimum": 1}, "total_due_fen": {"type": "integer", "minimum": 0},
-                "branch_no": {"type": "string", "pattern": "^[0-9]{6}$"}, "teller_no": {"type": "string"}}},
+                "branch_no": {"type": "string", "pattern": "^[0-9]{6}$"}, "teller_no": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}, "description": "the partner's own elements: medical `name`, `year`; cable TV `package_code`, `months`"}}},
             "ChannelAnswer": {"type": "object", "required": ["status","hub_serial","amount_fen"], "properties": {
-                "status": {"type": "string", "enum": ["SUCCEEDED","FAILED","IN_DOUBT","REVERSED"]},
+                "status": {"type": "string", "enum": ["SUCCEEDED","FAILED","IN_DOUBT","REVERSED","CANCELLED"]},
                 "hub_serial": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"},
                 "partner_code": {"type": "string"}, "partner_serial": {"type": "string"},
                 "acct_date": {"type": "string"}, "prepaid_fen": {"type": "integer"}, "amount_fen": {"type": "integer"}}}

@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use adapters::spi::{
-    BillPartner, Channel, OriginalRef, PayOrder, PayOutcome, QueryOutcome, RequestContext,
-    ReversalOutcome, StatusOutcome,
+    BillPartner, Channel, OriginalRef, PayFields, PayOrder, PayOutcome, QueryOutcome,
+    RequestContext, ReversalOutcome, StatusOutcome, UnknownResolution,
 };
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use codecs::clock::{parse_yyyymmdd, SharedClock};
@@ -86,6 +86,9 @@ pub struct PayRequest {
     pub total_due_fen: i64,
     pub branch_no: String,
     pub teller_no: String,
+    /// The partner's own elements of the payment (see [`BillPartner::check_order`]).
+    #[serde(default, skip_serializing_if = "PayFields::is_empty")]
+    pub fields: PayFields,
 }
 
 /// What the channel is told. The first answer to a channel key is stored and returned again,
@@ -278,6 +281,12 @@ impl Engine {
             detail: format!("{payee}/{instance}"),
         })?;
         let channel = Channel::from_code(channel).ok_or_else(|| EngineError::bad("channel"))?;
+        let max = link.adapter.customer_no_max_len();
+        if customer_no.len() > max || !is_ascii_alnum(customer_no) {
+            return Err(EngineError::bad(format!(
+                "customer_no must be 1..{max} letters or digits"
+            )));
+        }
         let now = self.clock.now();
         let serial = self
             .journal
@@ -294,9 +303,12 @@ impl Engine {
         link.adapter
             .query(&ctx, customer_no)
             .await
-            .map_err(|e| EngineError::Refused {
-                code: ErrorCode::PartnerUnavailable,
-                detail: e.to_string(),
+            .map_err(|e| match e {
+                adapters::spi::AdapterError::InvalidInput { .. } => EngineError::bad(e.to_string()),
+                _ => EngineError::Refused {
+                    code: ErrorCode::PartnerUnavailable,
+                    detail: e.to_string(),
+                },
             })
     }
 
@@ -312,11 +324,7 @@ impl Engine {
                 "channel_serial must be 1..32 letters or digits",
             ));
         }
-        if req.customer_no.len() > 16 || !is_ascii_alnum(&req.customer_no) {
-            return Err(EngineError::bad(
-                "customer_no must be 1..16 letters or digits",
-            ));
-        }
+
         if req.payer_account.len() > 32
             || !req.payer_account.bytes().all(|b| b.is_ascii_digit())
             || req.payer_account.is_empty()
@@ -364,6 +372,16 @@ impl Engine {
                 detail: format!("{} takes no prepayment", req.instance),
             });
         }
+        let max = link.adapter.customer_no_max_len();
+        if req.customer_no.len() > max || !is_ascii_alnum(&req.customer_no) {
+            return Err(EngineError::bad(format!(
+                "customer_no must be 1..{max} letters or digits"
+            )));
+        }
+        // The partner's own elements (an ID number, a package): bad input never reaches the core.
+        link.adapter
+            .check_order(&Self::order_of(req))
+            .map_err(|e| EngineError::bad(e.to_string()))?;
         // Some partners refuse new payments around their day-end: refuse before debiting.
         if !link.adapter.accepts_payments_at(self.clock.now().time()) {
             return Err(EngineError::Refused {
@@ -374,9 +392,20 @@ impl Engine {
         Ok(link)
     }
 
+    fn order_of(req: &PayRequest) -> PayOrder {
+        PayOrder {
+            customer_no: req.customer_no.clone(),
+            pay_amount: Money::from_fen(req.amount_fen),
+            total_due: Money::from_fen(req.total_due_fen),
+            payer_account: req.payer_account.clone(),
+            fields: req.fields.clone(),
+        }
+    }
+
     fn request_hash(req: &PayRequest) -> String {
         // The channel key is excluded: the hash says whether a repeat carries the same payment.
-        let canonical = format!(
+        // Fields join the hash only when present, so hashes of earlier payments stay valid.
+        let mut canonical = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}",
             req.payee,
             req.instance,
@@ -388,6 +417,9 @@ impl Engine {
             req.teller_no,
             req.channel
         );
+        for (name, value) in &req.fields {
+            canonical.push_str(&format!("|{name}={value}"));
+        }
         hex::encode(Sm3::digest(canonical.as_bytes()))
     }
 
@@ -417,6 +449,7 @@ impl Engine {
             teller_no: req.teller_no.clone(),
             tx_date: now.date(),
             tx_time: now.format("%H%M%S").to_string(),
+            fields: req.fields.clone(),
             now,
         };
         match self.journal.insert_payment(&new).await? {
@@ -484,11 +517,60 @@ impl Engine {
                 code: ErrorCode::UnknownPayee,
                 detail: row.payee.clone(),
             })?;
+        if let Some(answer) = self.check_before_debit(&row, link).await? {
+            return Ok(answer);
+        }
         if let Some(answer) = self.debit(&row, link).await? {
             return Ok(answer);
         }
         let row = self.load(serial).await?;
         self.write_off(&row, link).await
+    }
+
+    fn row_order(row: &PaymentRow) -> PayOrder {
+        PayOrder {
+            customer_no: row.customer_no.clone(),
+            pay_amount: row.amount,
+            total_due: row.total_due,
+            payer_account: row.payer_account.clone(),
+            fields: row.fields.clone(),
+        }
+    }
+
+    /// Step 0: the partner's checks against fresh data, or its hold, before any money moves.
+    /// A refusal ends the payment with nothing debited.
+    async fn check_before_debit(
+        &self,
+        row: &PaymentRow,
+        link: &PartnerLink,
+    ) -> Result<Option<ChannelAnswer>, EngineError> {
+        let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+        let Err(reply) = link.adapter.before_debit(&ctx, &Self::row_order(row)).await else {
+            return Ok(None);
+        };
+        tracing::info!(hub_serial = %row.hub_serial, partner_code = %reply.code, "Partner check refused the payment before the debit; nothing moved.");
+        let change = Change {
+            state: Some(PaymentState::CoreFailed),
+            last_error: Some(format!("{} {}", reply.code, reply.message)),
+            note: format!("refused before the debit: {}", reply.code),
+            ..Change::default()
+        };
+        self.journal
+            .transition(
+                &row.hub_serial,
+                PaymentState::Accepted,
+                NextAction::None,
+                &change,
+                self.clock.now(),
+            )
+            .await?;
+        let code = match reply.code.as_str() {
+            "CONNECT" | "ADP_TIMEOUT" | "ADP_TRANSPORT" | "ADP_GARBLED" => {
+                ErrorCode::PartnerUnavailable
+            }
+            other => ErrorCode::from_partner(link.adapter.refusal_reason(other), other),
+        };
+        Ok(Some(failed(row, code, Some(reply.code))))
     }
 
     /// Step 1: the core 8002 from the payer to the suspense account. `Some(answer)` when the flow
@@ -592,12 +674,7 @@ impl Engine {
         link: &PartnerLink,
     ) -> Result<ChannelAnswer, EngineError> {
         let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
-        let order = PayOrder {
-            customer_no: row.customer_no.clone(),
-            pay_amount: row.amount,
-            total_due: row.total_due,
-            payer_account: row.payer_account.clone(),
-        };
+        let order = Self::row_order(row);
         let outcome = link.adapter.pay(&ctx, &order).await;
         let now = self.clock.now();
         match outcome {
@@ -665,11 +742,12 @@ impl Engine {
                 ))
             }
             PayOutcome::Unknown { reason } => {
-                tracing::warn!(hub_serial = %row.hub_serial, reason = %reason, "Write-off outcome unknown; sending 1003.");
+                let (action, at) = self.resolution_of(link.adapter.as_ref(), now);
+                tracing::warn!(hub_serial = %row.hub_serial, reason = %reason, action = action.as_str(), "Write-off outcome unknown.");
                 let change = Change {
                     state: Some(PaymentState::PartnerUnknown),
-                    next_action: Some(NextAction::PartnerReversal),
-                    next_attempt_at: Some(Some(now)),
+                    next_action: Some(action),
+                    next_attempt_at: Some(Some(at)),
                     last_error: Some(reason),
                     reversal_reason: Some("write-off outcome unknown".into()),
                     note: "partner 1002 outcome unknown".into(),
@@ -688,6 +766,132 @@ impl Engine {
                 Ok(in_doubt(row))
             }
         }
+    }
+
+    /// The first step that resolves an unknown write-off, and when, as the partner's spec says.
+    fn resolution_of(
+        &self,
+        adapter: &dyn BillPartner,
+        now: NaiveDateTime,
+    ) -> (NextAction, NaiveDateTime) {
+        match adapter.unknown_resolution() {
+            UnknownResolution::Reverse => (NextAction::PartnerReversal, now),
+            UnknownResolution::AskStatus => (
+                NextAction::PartnerStatus,
+                now + adapter.status_retry_after(0).unwrap_or_else(Duration::zero),
+            ),
+        }
+    }
+
+    /// 撤销 of a completed payment on the customer's request, where the partner has one: the
+    /// partner's cancel, then the core reversal; ends CANCELLED. `authorized_by` is the teller
+    /// who authorised it (counter-only partners require one other than the payment's teller).
+    pub async fn request_cancel(
+        &self,
+        serial: &str,
+        reason: &str,
+        authorized_by: &str,
+    ) -> Result<ChannelAnswer, EngineError> {
+        let row = self.load(serial).await?;
+        let not_allowed = |code: ErrorCode, detail: &str| EngineError::Refused {
+            code,
+            detail: detail.to_string(),
+        };
+        let link = self
+            .partner(&row.payee, &row.instance)
+            .ok_or(EngineError::Refused {
+                code: ErrorCode::UnknownPayee,
+                detail: row.payee.clone(),
+            })?;
+        if !link.adapter.supports_cancel() {
+            return Err(not_allowed(
+                ErrorCode::CancelNotAllowed,
+                "this payee has no cancel",
+            ));
+        }
+        if link.adapter.cancel_counter_only() {
+            if row.channel != Channel::Counter.code() {
+                return Err(not_allowed(
+                    ErrorCode::CancelNotAllowed,
+                    "only counter payments are cancelled",
+                ));
+            }
+            if authorized_by.is_empty() || authorized_by == row.teller_no {
+                return Err(not_allowed(
+                    ErrorCode::CancelNotAllowed,
+                    "a cancel needs an authorising teller other than the payment's",
+                ));
+            }
+        }
+        match row.state {
+            PaymentState::Succeeded => {}
+            PaymentState::Cancelled => return Ok(cancelled_answer(&row)),
+            _ => {
+                return Err(not_allowed(
+                    ErrorCode::CancelNotAllowed,
+                    row.state.label_zh(),
+                ))
+            }
+        }
+        let now = self.clock.now();
+        // Same day only: the partner's accounting date of the payment must be today's.
+        if row.acct_date.is_some_and(|d| d != now.date()) || row.tx_date != now.date() {
+            return Err(not_allowed(
+                ErrorCode::CancelTooLate,
+                "not a payment of today",
+            ));
+        }
+        if !link.adapter.accepts_cancel_at(now.time()) {
+            return Err(not_allowed(
+                ErrorCode::CancelTooLate,
+                "past the cancel cut-off",
+            ));
+        }
+        let Some(guard) = self.claim(serial) else {
+            return Ok(in_doubt(&row));
+        };
+        let change = Change {
+            state: Some(PaymentState::CancelRequested),
+            next_action: Some(NextAction::PartnerCancel),
+            next_attempt_at: Some(Some(now)),
+            reset_attempts: true,
+            reversal_reason: Some(format!("channel cancel by {authorized_by}: {reason}")),
+            note: "撤销 requested by channel".into(),
+            ..Change::default()
+        };
+        if !self
+            .journal
+            .transition(
+                serial,
+                PaymentState::Succeeded,
+                NextAction::None,
+                &change,
+                now,
+            )
+            .await?
+        {
+            return Ok(in_doubt(&row));
+        }
+        self.drive_claimed(serial).await?;
+        drop(guard);
+        let row = self.load(serial).await?;
+        Ok(match row.state {
+            PaymentState::Cancelled => cancelled_answer(&row),
+            PaymentState::Succeeded => {
+                let code = match row.last_error.as_deref() {
+                    Some(e) if e.starts_with("MISMATCH") => ErrorCode::CancelMismatch,
+                    Some(e) if e.starts_with("TOO_LATE") => ErrorCode::CancelTooLate,
+                    _ => ErrorCode::CancelNotAllowed,
+                };
+                let partner_code = row
+                    .last_error
+                    .as_deref()
+                    .and_then(|e| e.split_whitespace().next())
+                    .map(str::to_string);
+                failed(&row, code, partner_code)
+            }
+            _ => in_doubt(&row),
+        })
     }
 
     /// 冲正 of a completed counter payment on the channel's request (same accounting date).
@@ -814,6 +1018,7 @@ impl Engine {
             NextAction::CoreReversal => self.step_core_reversal(row).await,
             NextAction::PartnerReversal => self.step_partner_reversal(row).await,
             NextAction::PartnerStatus => self.step_partner_status(row).await,
+            NextAction::PartnerCancel => self.step_partner_cancel(row).await,
         }
     }
 
@@ -912,6 +1117,8 @@ impl Engine {
                 let never_posted = row.state == PaymentState::CoreUnknown && ret_code == "E20001";
                 let state = if never_posted {
                     PaymentState::CoreFailed
+                } else if row.state == PaymentState::CancelRequested {
+                    PaymentState::Cancelled
                 } else {
                     PaymentState::Reversed
                 };
@@ -954,6 +1161,153 @@ impl Engine {
             customer_no: row.customer_no.clone(),
             amount: row.amount,
             total_due: row.total_due,
+            tx_time: chrono::NaiveTime::parse_from_str(&row.tx_time, "%H%M%S").unwrap_or_default(),
+            fields: row.fields.clone(),
+        }
+    }
+
+    /// The serial of the partner's reversal or cancel: fixed and journaled before the first
+    /// attempt (`Err(step)` is that journal write), so every retry is the same request, unless
+    /// the partner takes a re-send only under a new one.
+    async fn reversal_serial(
+        &self,
+        row: &PaymentRow,
+        link: &PartnerLink,
+    ) -> Result<Result<(String, NaiveDate), Step>, EngineError> {
+        if let (Some(s), Some(d)) = (&row.partner_reversal_serial, row.partner_reversal_date) {
+            return Ok(Ok((s.clone(), d)));
+        }
+        let today = self.clock.today();
+        let serial = self
+            .journal
+            .next_serial(self.config.node, today, link.adapter.bank_serial_len())
+            .await?;
+        let step = self
+            .apply(
+                row,
+                Change {
+                    partner_reversal_serial: Some(serial),
+                    partner_reversal_date: Some(today),
+                    note: format!("{} prepared", row.next_action.as_str()),
+                    ..Change::default()
+                },
+            )
+            .await?;
+        Ok(Err(step))
+    }
+
+    /// A reversal or cancel without an answer: retried with backoff, under a new serial where
+    /// the partner wants one.
+    async fn retry_reversal(
+        &self,
+        row: &PaymentRow,
+        link: &PartnerLink,
+        error: String,
+    ) -> Result<Step, EngineError> {
+        if link.adapter.resend_reversal_with_new_serial() {
+            let change = Change {
+                next_attempt_at: Some(Some(self.backoff(row.attempts))),
+                bump_attempts: true,
+                last_error: Some(error),
+                clear_partner_reversal_serial: true,
+                note: format!(
+                    "{} retry {} (new serial)",
+                    row.next_action.as_str(),
+                    row.attempts + 1
+                ),
+                ..Change::default()
+            };
+            self.apply(row, change).await?;
+            return Ok(Step::Stop);
+        }
+        self.reschedule(row, error).await
+    }
+
+    fn to_operator(&self, error: String, note: &str) -> Change {
+        Change {
+            next_action: Some(NextAction::Operator),
+            next_attempt_at: Some(None),
+            last_error: Some(error),
+            note: note.to_string(),
+            ..Change::default()
+        }
+    }
+
+    /// The partner's 撤销 of a completed payment: "cancelled" answers lead to the core reversal
+    /// (ending CANCELLED); a definite refusal puts the payment back to SUCCEEDED with the reason.
+    async fn step_partner_cancel(&self, row: &PaymentRow) -> Result<Step, EngineError> {
+        let Some(link) = self.partner(&row.payee, &row.instance) else {
+            return self
+                .reschedule(row, "partner no longer configured".into())
+                .await;
+        };
+        let (serial, date) = match self.reversal_serial(row, link).await? {
+            Ok(key) => key,
+            Err(step) => return Ok(step),
+        };
+        let ctx = self.context(row, serial, date);
+        let outcome = link.adapter.cancel(&ctx, &Self::original(row)).await;
+        let now = self.clock.now();
+        let back_to_succeeded = |error: String, note: &str| Change {
+            state: Some(PaymentState::Succeeded),
+            next_action: Some(NextAction::None),
+            next_attempt_at: Some(None),
+            last_error: Some(error),
+            note: note.to_string(),
+            ..Change::default()
+        };
+        match outcome {
+            ReversalOutcome::Reversed
+            | ReversalOutcome::OriginalNotFound
+            | ReversalOutcome::AlreadyReversed => {
+                self.apply(
+                    row,
+                    Change {
+                        next_action: Some(NextAction::CoreReversal),
+                        next_attempt_at: Some(Some(now)),
+                        reset_attempts: true,
+                        note: "partner cancelled".into(),
+                        ..Change::default()
+                    },
+                )
+                .await
+            }
+            ReversalOutcome::TooLate => {
+                self.apply(
+                    row,
+                    back_to_succeeded("TOO_LATE 超过撤销时限".into(), "cancel refused: too late"),
+                )
+                .await
+            }
+            ReversalOutcome::Mismatch => {
+                self.apply(
+                    row,
+                    back_to_succeeded("MISMATCH 原交易信息不符".into(), "cancel refused: mismatch"),
+                )
+                .await
+            }
+            ReversalOutcome::Refused(reply) => {
+                self.apply(
+                    row,
+                    back_to_succeeded(
+                        format!("{} {}", reply.code, reply.message),
+                        "cancel refused",
+                    ),
+                )
+                .await
+            }
+            ReversalOutcome::NeedsOperator(reply) => {
+                tracing::error!(hub_serial = %row.hub_serial, partner_code = %reply.code, "Cancel answer needs an operator.");
+                self.apply(
+                    row,
+                    self.to_operator(
+                        format!("{} {}", reply.code, reply.message),
+                        "cancel: operator",
+                    ),
+                )
+                .await
+            }
+            ReversalOutcome::Unknown { reason } => self.retry_reversal(row, link, reason).await,
         }
     }
 
@@ -963,26 +1317,9 @@ impl Engine {
                 .reschedule(row, "partner no longer configured".into())
                 .await;
         };
-        let (serial, date) = match (&row.partner_reversal_serial, row.partner_reversal_date) {
-            (Some(s), Some(d)) => (s.clone(), d),
-            _ => {
-                let today = self.clock.today();
-                let serial = self
-                    .journal
-                    .next_serial(self.config.node, today, link.adapter.bank_serial_len())
-                    .await?;
-                return self
-                    .apply(
-                        row,
-                        Change {
-                            partner_reversal_serial: Some(serial),
-                            partner_reversal_date: Some(today),
-                            note: "1003 prepared".into(),
-                            ..Change::default()
-                        },
-                    )
-                    .await;
-            }
+        let (serial, date) = match self.reversal_serial(row, link).await? {
+            Ok(key) => key,
+            Err(step) => return Ok(step),
         };
         let ctx = self.context(row, serial, date);
         let outcome = link.adapter.reverse(&ctx, &Self::original(row)).await;
@@ -1033,13 +1370,25 @@ impl Engine {
                 .await
             }
             ReversalOutcome::Refused(reply) => {
-                self.reschedule(
+                self.retry_reversal(
                     row,
+                    link,
                     format!("1003 refused {} {}", reply.code, reply.message),
                 )
                 .await
             }
-            ReversalOutcome::Unknown { reason } => self.reschedule(row, reason).await,
+            ReversalOutcome::NeedsOperator(reply) => {
+                tracing::error!(hub_serial = %row.hub_serial, partner_code = %reply.code, "Reversal answer needs an operator; no core reversal until resolved.");
+                self.apply(
+                    row,
+                    self.to_operator(
+                        format!("{} {}", reply.code, reply.message),
+                        "reversal: operator",
+                    ),
+                )
+                .await
+            }
+            ReversalOutcome::Unknown { reason } => self.retry_reversal(row, link, reason).await,
         }
     }
 
@@ -1103,7 +1452,33 @@ impl Engine {
                 )
                 .await
             }
-            StatusOutcome::Unknown { reason } => self.reschedule(row, reason).await,
+            StatusOutcome::NeedsOperator { reason } => {
+                tracing::error!(hub_serial = %row.hub_serial, reason = %reason, "Status answer needs an operator; no core reversal until resolved.");
+                self.apply(row, self.to_operator(reason, "status: operator"))
+                    .await
+            }
+            StatusOutcome::Unknown { reason } => {
+                match link.adapter.status_retry_after(row.attempts + 1) {
+                    // The partner's spec fixes when to ask again (medical: 10, 30, 60, 120, 330 s
+                    // after the original, then every 10 minutes).
+                    Some(wait) => {
+                        tracing::warn!(hub_serial = %row.hub_serial, attempt = row.attempts + 1, reason = %reason, "Status not final; asking again on the partner's schedule.");
+                        self.apply(
+                            row,
+                            Change {
+                                next_attempt_at: Some(Some(self.clock.now() + wait)),
+                                bump_attempts: true,
+                                last_error: Some(reason),
+                                note: format!("status retry {}", row.attempts + 1),
+                                ..Change::default()
+                            },
+                        )
+                        .await?;
+                        Ok(Step::Stop)
+                    }
+                    None => self.reschedule(row, reason).await,
+                }
+            }
         }
     }
 
@@ -1122,13 +1497,19 @@ impl Engine {
                     note: "recovered after restart: 8002 may have been sent".into(),
                     ..Change::default()
                 },
-                // 1002 may have been sent: never re-send it; reverse it.
+                // 1002 may have been sent: never re-send it; resolve it as the partner's spec says.
                 PaymentState::CoreDebited => Change {
                     state: Some(PaymentState::PartnerUnknown),
-                    next_action: Some(NextAction::PartnerReversal),
+                    next_action: Some(self.recovery_action(row)),
                     next_attempt_at: Some(Some(now)),
                     reversal_reason: Some("hub restarted during the write-off".into()),
                     note: "recovered after restart: 1002 may have been sent".into(),
+                    ..Change::default()
+                },
+                PaymentState::CancelRequested => Change {
+                    next_action: Some(NextAction::PartnerCancel),
+                    next_attempt_at: Some(Some(now)),
+                    note: "recovered after restart".into(),
                     ..Change::default()
                 },
                 _ => Change {
@@ -1144,6 +1525,15 @@ impl Engine {
                 .await?;
         }
         Ok(rows.len())
+    }
+
+    fn recovery_action(&self, row: &PaymentRow) -> NextAction {
+        match self.partner(&row.payee, &row.instance) {
+            Some(link) if link.adapter.unknown_resolution() == UnknownResolution::AskStatus => {
+                NextAction::PartnerStatus
+            }
+            _ => NextAction::PartnerReversal,
+        }
     }
 
     /// One pass of the resolver: drives every payment whose pending action is due.
@@ -1251,6 +1641,20 @@ fn failed(row: &PaymentRow, code: ErrorCode, partner_code: Option<String>) -> Ch
         partner_code,
         partner_serial: None,
         acct_date: None,
+        prepaid_fen: None,
+        amount_fen: row.amount.fen(),
+    }
+}
+
+fn cancelled_answer(row: &PaymentRow) -> ChannelAnswer {
+    ChannelAnswer {
+        status: "CANCELLED".into(),
+        hub_serial: row.hub_serial.clone(),
+        code: None,
+        message: Some("已撤销，款项已退回".into()),
+        partner_code: None,
+        partner_serial: row.partner_serial.clone(),
+        acct_date: row.acct_date.map(codecs::clock::yyyymmdd),
         prepaid_fen: None,
         amount_fen: row.amount.fen(),
     }

@@ -32,6 +32,14 @@ pub enum ErrorCode {
     ReversalNotAllowed,
     ReversalTooLate,
     ReversalMismatch,
+    PartnerNameMismatch,
+    PartnerAlreadyPaid,
+    PartnerInvalidIdNumber,
+    PartnerNotPayableNow,
+    PartnerAmountMismatch,
+    CancelNotAllowed,
+    CancelTooLate,
+    CancelMismatch,
     Internal,
 }
 
@@ -65,6 +73,14 @@ impl ErrorCode {
             ReversalNotAllowed => ("REVERSAL_NOT_ALLOWED", "该交易不允许冲正"),
             ReversalTooLate => ("REVERSAL_TOO_LATE", "超过冲正时限"),
             ReversalMismatch => ("REVERSAL_MISMATCH", "原交易要素不符，未冲正"),
+            PartnerNameMismatch => ("PARTNER_NAME_MISMATCH", "姓名与收费单位登记不符"),
+            PartnerAlreadyPaid => ("PARTNER_ALREADY_PAID", "该期已缴费"),
+            PartnerInvalidIdNumber => ("PARTNER_INVALID_ID_NUMBER", "证件号码无效"),
+            PartnerNotPayableNow => ("PARTNER_NOT_PAYABLE_NOW", "当前不在缴费期或无应缴项目"),
+            PartnerAmountMismatch => ("PARTNER_AMOUNT_MISMATCH", "缴费金额与应缴金额不符"),
+            CancelNotAllowed => ("CANCEL_NOT_ALLOWED", "该交易不允许撤销"),
+            CancelTooLate => ("CANCEL_TOO_LATE", "超过撤销时限"),
+            CancelMismatch => ("CANCEL_MISMATCH", "原交易信息不符，未撤销"),
             Internal => ("INTERNAL", "系统内部错误"),
         }
     }
@@ -98,6 +114,11 @@ impl ErrorCode {
             (Some(RefusalReason::AmountTooLow), _) => ErrorCode::PartnerAmountTooLow,
             (Some(RefusalReason::CustomerClosed), _) => ErrorCode::PartnerCustomerClosed,
             (Some(RefusalReason::ArrearsChanged), _) => ErrorCode::PartnerArrearsChanged,
+            (Some(RefusalReason::NameMismatch), _) => ErrorCode::PartnerNameMismatch,
+            (Some(RefusalReason::AlreadyPaid), _) => ErrorCode::PartnerAlreadyPaid,
+            (Some(RefusalReason::InvalidIdNumber), _) => ErrorCode::PartnerInvalidIdNumber,
+            (Some(RefusalReason::NotPayableNow), _) => ErrorCode::PartnerNotPayableNow,
+            (Some(RefusalReason::AmountMismatch), _) => ErrorCode::PartnerAmountMismatch,
             (None, "CONNECT") => ErrorCode::PartnerUnavailable,
             (None, _) => ErrorCode::PartnerRefused,
         }
@@ -136,6 +157,14 @@ mod tests {
             ErrorCode::ReversalNotAllowed,
             ErrorCode::ReversalTooLate,
             ErrorCode::ReversalMismatch,
+            ErrorCode::PartnerNameMismatch,
+            ErrorCode::PartnerAlreadyPaid,
+            ErrorCode::PartnerInvalidIdNumber,
+            ErrorCode::PartnerNotPayableNow,
+            ErrorCode::PartnerAmountMismatch,
+            ErrorCode::CancelNotAllowed,
+            ErrorCode::CancelTooLate,
+            ErrorCode::CancelMismatch,
             ErrorCode::Internal,
         ];
         let mut codes: Vec<_> = all.iter().map(|c| c.code()).collect();

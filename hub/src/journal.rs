@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 
+use adapters::spi::PayFields;
 use chrono::{NaiveDate, NaiveDateTime};
 use codecs::clock::{parse_yyyymmdd, yyyymmdd};
 use codecs::Money;
@@ -20,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_keys.sql")),
     (3, include_str!("../migrations/0003_tobacco.sql")),
     (4, include_str!("../migrations/0004_batch.sql")),
+    (5, include_str!("../migrations/0005_payment_fields.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,8 @@ pub struct NewPayment {
     pub teller_no: String,
     pub tx_date: NaiveDate,
     pub tx_time: String,
+    /// Partner-specific elements ([`adapters::spi::PayFields`]).
+    pub fields: PayFields,
     pub now: NaiveDateTime,
 }
 
@@ -110,6 +114,7 @@ pub struct PaymentRow {
     pub prepaid: Option<Money>,
     pub last_error: Option<String>,
     pub first_answer: Option<String>,
+    pub fields: PayFields,
 }
 
 /// A state change and the facts learnt with it. `None` leaves a column as it is.
@@ -134,6 +139,9 @@ pub struct Change {
     pub acct_date: Option<NaiveDate>,
     pub prepaid: Option<Money>,
     pub last_error: Option<String>,
+    /// Forgets the partner reversal's serial, so the next attempt journals a new one (partners
+    /// that take a re-sent reversal or cancel only under a new serial).
+    pub clear_partner_reversal_serial: bool,
     pub note: String,
 }
 
@@ -141,6 +149,19 @@ pub enum Inserted {
     New,
     /// The channel key exists already: the first row is returned untouched.
     Existing(Box<PaymentRow>),
+}
+
+/// Fields are kept as a JSON object of strings; a BTreeMap keeps its text canonical.
+fn fields_json(fields: &PayFields) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "{}".to_string())
+}
+
+fn parse_fields(serial: &str, text: String) -> Result<PayFields, JournalError> {
+    serde_json::from_str(&text).map_err(|_| JournalError::Corrupt {
+        serial: serial.to_string(),
+        column: "fields",
+        value: text,
+    })
 }
 
 fn ts(t: NaiveDateTime) -> String {
@@ -248,8 +269,8 @@ impl Journal {
         let result = sqlx::query(
             "INSERT INTO payments (hub_serial, channel, channel_date, channel_serial, request_hash, payee,
                 instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no, teller_no,
-                tx_date, tx_time, state, next_action, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NONE', ?, ?)
+                tx_date, tx_time, state, next_action, created_at, updated_at, fields)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'NONE', ?, ?, ?)
              ON CONFLICT (channel, channel_date, channel_serial) DO NOTHING",
         )
         .bind(&new.hub_serial)
@@ -270,6 +291,7 @@ impl Journal {
         .bind(PaymentState::Accepted.as_str())
         .bind(&now)
         .bind(&now)
+        .bind(fields_json(&new.fields))
         .execute(&self.pool)
         .await?;
         if result.rows_affected() == 1 {
@@ -351,8 +373,10 @@ impl Journal {
                 reversal_core_seq_no = COALESCE(?, reversal_core_seq_no),
                 reversal_core_date = COALESCE(?, reversal_core_date),
                 reversal_reason = COALESCE(?, reversal_reason),
-                partner_reversal_serial = COALESCE(?, partner_reversal_serial),
-                partner_reversal_date = COALESCE(?, partner_reversal_date),
+                partner_reversal_serial = CASE WHEN ? = 1 THEN NULL
+                    ELSE COALESCE(?, partner_reversal_serial) END,
+                partner_reversal_date = CASE WHEN ? = 1 THEN NULL
+                    ELSE COALESCE(?, partner_reversal_date) END,
                 partner_serial = COALESCE(?, partner_serial),
                 acct_date = COALESCE(?, acct_date),
                 prepaid_fen = COALESCE(?, prepaid_fen),
@@ -373,7 +397,9 @@ impl Journal {
         .bind(&change.reversal_core_seq_no)
         .bind(change.reversal_core_date.map(yyyymmdd))
         .bind(&change.reversal_reason)
+        .bind(change.clear_partner_reversal_serial as i64)
         .bind(&change.partner_reversal_serial)
+        .bind(change.clear_partner_reversal_serial as i64)
         .bind(change.partner_reversal_date.map(yyyymmdd))
         .bind(&change.partner_serial)
         .bind(change.acct_date.map(yyyymmdd))
@@ -464,7 +490,7 @@ impl Journal {
     /// ACCEPTED (8002 maybe sent) and CORE_DEBITED (1002 maybe sent) with no pending action.
     pub async fn interrupted(&self) -> Result<Vec<PaymentRow>, JournalError> {
         let rows = sqlx::query(
-            "SELECT * FROM payments WHERE next_action = 'NONE' AND state IN ('ACCEPTED', 'CORE_DEBITED', 'REVERSAL_REQUESTED')",
+            "SELECT * FROM payments WHERE next_action = 'NONE' AND state IN ('ACCEPTED', 'CORE_DEBITED', 'REVERSAL_REQUESTED', 'CANCEL_REQUESTED')",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -474,7 +500,7 @@ impl Journal {
     pub async fn pending_count(&self) -> Result<i64, JournalError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM payments WHERE next_action <> 'NONE'
-                OR state IN ('ACCEPTED', 'CORE_DEBITED', 'REVERSAL_REQUESTED')",
+                OR state IN ('ACCEPTED', 'CORE_DEBITED', 'REVERSAL_REQUESTED', 'CANCEL_REQUESTED')",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -640,6 +666,7 @@ fn map_row(r: &sqlx::sqlite::SqliteRow) -> Result<PaymentRow, JournalError> {
             .map(Money::from_fen),
         last_error: r.try_get("last_error")?,
         first_answer: r.try_get("first_answer")?,
+        fields: parse_fields(&serial, r.try_get("fields")?)?,
         hub_serial: serial,
     })
 }

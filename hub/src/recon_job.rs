@@ -88,6 +88,7 @@ fn hub_state(state: PaymentState) -> HubState {
     match state {
         PaymentState::Succeeded => HubState::Succeeded,
         PaymentState::Reversed => HubState::Reversed,
+        PaymentState::Cancelled => HubState::Cancelled,
         PaymentState::CoreFailed => HubState::Failed,
         _ => HubState::InDoubt,
     }
@@ -192,8 +193,15 @@ pub async fn run(
     report_dir: &Path,
 ) -> Result<ReconRun, ReconError> {
     let adapter = &link.adapter;
+    let wanted = adapter.daily_files(business_date);
+    if wanted.iter().any(|name| !file_dir.join(name).exists()) {
+        // Partners that hand their file over on request: fetch (and archive) it first.
+        if let Err(e) = adapter.fetch_daily(business_date, file_dir).await {
+            tracing::warn!(instance = adapter.instance(), error = %e, "Partner daily file could not be fetched.");
+        }
+    }
     let mut partner_files = Vec::new();
-    for name in adapter.daily_files(business_date) {
+    for name in wanted {
         let path = file_dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => partner_files.push(bytes),

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! ACCEPTED -> CORE_DEBITED -> SUCCEEDED -> REVERSAL_REQUESTED (冲正 on request) -> REVERSED
+//!    |             |               \-> CANCEL_REQUESTED (撤销: partner cancel, core 8003) -> CANCELLED
 //!    |             |  \-> PARTNER_FAILED -> (core 8003) -> REVERSED
-//!    |             \-> PARTNER_UNKNOWN -> (1003, then 1004 if too late) -> REVERSED or SUCCEEDED
+//!    |             \-> PARTNER_UNKNOWN -> (reversal then status, or status only, as the partner's spec
+//!    |                                  says) -> REVERSED or SUCCEEDED
 //!    \-> CORE_FAILED (nothing moved)
 //!    \-> CORE_UNKNOWN -> (8004) -> S: 8003 -> REVERSED | R: CORE_FAILED | N: 8003 fence -> CORE_FAILED
 //! ```
@@ -23,10 +25,12 @@ pub enum PaymentState {
     Succeeded,
     ReversalRequested,
     Reversed,
+    CancelRequested,
+    Cancelled,
 }
 
 impl PaymentState {
-    pub const ALL: [PaymentState; 9] = [
+    pub const ALL: [PaymentState; 11] = [
         PaymentState::Accepted,
         PaymentState::CoreDebited,
         PaymentState::CoreFailed,
@@ -36,6 +40,8 @@ impl PaymentState {
         PaymentState::Succeeded,
         PaymentState::ReversalRequested,
         PaymentState::Reversed,
+        PaymentState::CancelRequested,
+        PaymentState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,8 @@ impl PaymentState {
             PaymentState::Succeeded => "SUCCEEDED",
             PaymentState::ReversalRequested => "REVERSAL_REQUESTED",
             PaymentState::Reversed => "REVERSED",
+            PaymentState::CancelRequested => "CANCEL_REQUESTED",
+            PaymentState::Cancelled => "CANCELLED",
         }
     }
 
@@ -68,6 +76,8 @@ impl PaymentState {
             PaymentState::Succeeded => "缴费成功",
             PaymentState::ReversalRequested => "冲正处理中",
             PaymentState::Reversed => "已冲正",
+            PaymentState::CancelRequested => "撤销处理中",
+            PaymentState::Cancelled => "已撤销",
         }
     }
 
@@ -75,7 +85,10 @@ impl PaymentState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            PaymentState::CoreFailed | PaymentState::Succeeded | PaymentState::Reversed
+            PaymentState::CoreFailed
+                | PaymentState::Succeeded
+                | PaymentState::Reversed
+                | PaymentState::Cancelled
         )
     }
 }
@@ -92,19 +105,23 @@ pub enum NextAction {
     CoreReversal,
     /// Partner 冲正 (1003) of a write-off whose outcome is unknown or that was asked to be reversed.
     PartnerReversal,
-    /// Partner 查证 (1004) after the partner answered that reversal is too late.
+    /// Partner 查证 (1004) after the partner answered that reversal is too late, or the status
+    /// query that resolves an unknown write-off where the spec asks for it (medical 2003).
     PartnerStatus,
+    /// The partner's 撤销 of a completed payment the channel asked to cancel.
+    PartnerCancel,
     /// Nothing automatic can resolve it; an operator must look.
     Operator,
 }
 
 impl NextAction {
-    const ALL: [NextAction; 6] = [
+    const ALL: [NextAction; 7] = [
         NextAction::None,
         NextAction::CoreStatus,
         NextAction::CoreReversal,
         NextAction::PartnerReversal,
         NextAction::PartnerStatus,
+        NextAction::PartnerCancel,
         NextAction::Operator,
     ];
 
@@ -115,6 +132,7 @@ impl NextAction {
             NextAction::CoreReversal => "CORE_REVERSAL",
             NextAction::PartnerReversal => "PARTNER_REVERSAL",
             NextAction::PartnerStatus => "PARTNER_STATUS",
+            NextAction::PartnerCancel => "PARTNER_CANCEL",
             NextAction::Operator => "OPERATOR",
         }
     }

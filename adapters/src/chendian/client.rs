@@ -386,6 +386,7 @@ mod tests {
             pay_amount: Money::from_fen(30000),
             total_due: Money::from_fen(22335),
             payer_account: "6230901000000000011".into(),
+            fields: Default::default(),
         }
     }
 
@@ -396,6 +397,8 @@ mod tests {
             customer_no: "4310020000000001".into(),
             amount: Money::from_fen(30000),
             total_due: Money::from_fen(22335),
+            fields: Default::default(),
+            tx_time: Default::default(),
         }
     }
 

@@ -668,6 +668,7 @@ mod tests {
             pay_amount: Money::from_fen(30000),
             total_due: Money::from_fen(22335),
             payer_account: "6230901000000000011".into(),
+            fields: Default::default(),
         };
         let body = messages()
             .encode_request(&ctx(SERIAL_2), &Request::Pay(&order))
@@ -759,6 +760,7 @@ mod tests {
             pay_amount: Money::from_fen(30000),
             total_due: Money::from_fen(22335),
             payer_account: "6230901000000000011".into(),
+            fields: Default::default(),
         };
         let with_next = messages().with_next_key(Some(OTHER_KEY));
         let body = with_next
@@ -845,6 +847,8 @@ mod tests {
             customer_no: "4310020000000001".into(),
             amount: Money::from_fen(30000),
             total_due: Money::from_fen(22335),
+            fields: Default::default(),
+            tx_time: Default::default(),
         };
         let reversal = m
             .encode_request(&ctx("B2026120300000000003"), &Request::Reversal(&original))
@@ -884,6 +888,7 @@ mod tests {
             pay_amount: Money::ZERO,
             total_due: Money::ZERO,
             payer_account: "6230901000000000011".into(),
+            fields: Default::default(),
         };
         let refused = |order: &PayOrder| {
             m.encode_request(&ctx(SERIAL_2), &Request::Pay(order))

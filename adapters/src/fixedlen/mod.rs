@@ -309,6 +309,7 @@ impl BillPartner for FixedLenAdapter {
             pay_amount: original.amount,
             total_due: original.total_due,
             payer_account: String::new(),
+            fields: Default::default(),
         });
         self.reverse_as(ctx, original, kind).await
     }

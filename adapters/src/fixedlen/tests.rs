@@ -290,6 +290,7 @@ fn every_pay_answer_code_maps_to_the_spec_outcome() {
         pay_amount: Money::from_fen(10000),
         total_due: Money::ZERO,
         payer_account: "6230901234567890123".into(),
+        fields: Default::default(),
     };
     assert_eq!(adapter.payment_kind(&order), PaymentKind::Prepay);
     let prepaid = answer(
@@ -487,6 +488,7 @@ fn order() -> PayOrder {
         pay_amount: Money::from_fen(16632),
         total_due: Money::from_fen(16632),
         payer_account: "6230901234567890123".into(),
+        fields: Default::default(),
     }
 }
 
@@ -571,6 +573,8 @@ async fn late_answer_is_unknown_and_refused_connection_is_connect() {
         customer_no: "0800123456".into(),
         amount: Money::from_fen(16632),
         total_due: Money::from_fen(16632),
+        fields: Default::default(),
+        tx_time: Default::default(),
     };
     assert!(matches!(
         adapter_on(port).reverse(&ctx(), &original).await,
@@ -638,6 +642,8 @@ async fn reversal_names_the_trade_the_payment_went_as() {
         // Nothing was due: the original went as a prepayment (103), and the reversal names it
         // from the journal's figures alone (no memory of the pay call needed).
         total_due: Money::ZERO,
+        fields: Default::default(),
+        tx_time: Default::default(),
     };
     assert!(matches!(
         moved.reverse(&reversal_ctx, &original).await,

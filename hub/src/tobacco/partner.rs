@@ -349,6 +349,7 @@ mod tests {
             pay_amount: Money::from_fen(amount_fen),
             total_due: Money::from_fen(amount_fen),
             payer_account: "6230901000000000011".into(),
+            fields: Default::default(),
         }
     }
 
@@ -359,6 +360,8 @@ mod tests {
             customer_no: ORDER.into(),
             amount: Money::from_fen(1_256_800),
             total_due: Money::from_fen(1_256_800),
+            fields: Default::default(),
+            tx_time: Default::default(),
         }
     }
 

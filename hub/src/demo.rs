@@ -435,6 +435,7 @@ impl Driver {
             "channel": p.channel, "channel_date": self.date, "channel_serial": serial,
             "payee": self.target(p).payee, "instance": self.target(p).instance, "customer_no": p.customer, "payer_account": p.payer,
             "amount_fen": amount_fen, "total_due_fen": total_due_fen, "branch_no": "000101", "teller_no": "MB0001",
+            "fields": self.target(p).sim.pay_fields(&p.customer),
         });
         let response = self
             .http

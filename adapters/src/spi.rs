@@ -366,6 +366,15 @@ pub trait BillPartner: Send + Sync {
     ) -> Result<(), PartnerReply> {
         Ok(())
     }
+    /// Gives back what [`BillPartner::before_debit`] took (tobacco: the order 2 → 1) when the
+    /// payment ends with no write-off: the core refused or reversed the debit. Called after the
+    /// journal says so; must be idempotent (a crash may leave it to the partner's own repair).
+    async fn release_hold(&self, _ctx: &RequestContext, _order: &PayOrder) {}
+    /// Whether a debit the core turns out to have posted after its outcome was unknown (8004 S)
+    /// goes on to the write-off (tobacco: S → 3) instead of back to the payer (the 01 rule).
+    fn writes_off_late_debit(&self) -> bool {
+        false
+    }
     /// How an unknown write-off is resolved.
     fn unknown_resolution(&self) -> UnknownResolution {
         UnknownResolution::Reverse

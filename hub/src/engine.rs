@@ -638,6 +638,8 @@ impl Engine {
                         now,
                     )
                     .await?;
+                self.release_if_unwritten(row, PaymentState::CoreFailed)
+                    .await;
                 let code = ErrorCode::from_core(&ret_code);
                 Ok(Some(failed(row, code, None)))
             }
@@ -1008,7 +1010,25 @@ impl Engine {
                 self.clock.now(),
             )
             .await?;
+        if moved {
+            if let Some(state) = change.state {
+                self.release_if_unwritten(row, state).await;
+            }
+        }
         Ok(if moved { Step::Continue } else { Step::Stop })
+    }
+
+    /// A payment that ends with its money back at the payer (or never taken) gives the partner's
+    /// hold back. After the journal transition: a crash before this call leaves the hold to the
+    /// partner's own repair, never a hold on a payment that may still succeed.
+    async fn release_if_unwritten(&self, row: &PaymentRow, state: PaymentState) {
+        if !matches!(state, PaymentState::CoreFailed | PaymentState::Reversed) {
+            return;
+        }
+        if let Some(link) = self.partner(&row.payee, &row.instance) {
+            let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+            link.adapter.release_hold(&ctx, &Self::row_order(row)).await;
+        }
     }
 
     async fn step(&self, row: &PaymentRow) -> Result<Step, EngineError> {
@@ -1032,6 +1052,35 @@ impl Engine {
         {
             // Posted: the channel was already told the outcome is unknown, so the debit is
             // reversed (DESIGN.md: channel flows of 01 reverse).
+            CoreStatusOutcome::Posted {
+                core_seq_no,
+                core_date,
+            } if self.writes_off_late_debit(row) => {
+                let step = self
+                    .apply(
+                        row,
+                        Change {
+                            state: Some(PaymentState::CoreDebited),
+                            next_action: Some(NextAction::None),
+                            next_attempt_at: Some(None),
+                            reset_attempts: true,
+                            core_seq_no: Some(core_seq_no).filter(|s| !s.is_empty()),
+                            core_date,
+                            note: "8004: S, write-off follows".into(),
+                            ..Change::default()
+                        },
+                    )
+                    .await?;
+                if matches!(step, Step::Stop) {
+                    return Ok(Step::Stop);
+                }
+                let row = self.load(&row.hub_serial).await?;
+                if let Some(link) = self.partner(&row.payee, &row.instance) {
+                    // The channel was told "unknown" already; it learns the end by its status query.
+                    let _ = Box::pin(self.write_off(&row, link)).await?;
+                }
+                Ok(Step::Continue)
+            }
             CoreStatusOutcome::Posted {
                 core_seq_no,
                 core_date,
@@ -1525,6 +1574,11 @@ impl Engine {
                 .await?;
         }
         Ok(rows.len())
+    }
+
+    fn writes_off_late_debit(&self, row: &PaymentRow) -> bool {
+        self.partner(&row.payee, &row.instance)
+            .is_some_and(|link| link.adapter.writes_off_late_debit())
     }
 
     fn recovery_action(&self, row: &PaymentRow) -> NextAction {

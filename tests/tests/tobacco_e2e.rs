@@ -6,6 +6,7 @@ use codecs::crypto::sm2::PrivateKey;
 use e2e_tests::*;
 use fixtures::tobacco_sim::{order_json, TobaccoSim, TobaccoSimConfig, BUREAU_TEST_PRIVATE_HEX};
 use hub::config::TobaccoConfig;
+use hub::state::PaymentState;
 use serde_json::{json, Value};
 
 const BUREAU_CODE: &str = "430600";
@@ -212,4 +213,89 @@ async fn pushed_order_is_paid_once_and_notified_once_and_a_cancelled_one_cannot_
     let still = sim.query(ORDER_CANCELLED).await.expect("query exchange");
     assert_eq!(still.body["state"], "4");
     assert_eq!(sim.recorded().len(), 1);
+}
+
+fn pay_from(env: &Env, serial: &str, order_no: &str, amount_fen: i64, payer: &str) -> Value {
+    let mut body = channel_pay(env, serial, order_no, amount_fen);
+    body["payer_account"] = json!(payer);
+    body
+}
+
+/// Spec 09 "Order states": 1 → 2 when the payment is accepted (before the core call), 2 → 1 when
+/// the 8002 fails, and an unknown 8002 keeps the order 2 while 8004 is asked: S → 3 (paid and
+/// notified, never reversed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_is_held_during_the_debit_released_on_refusal_and_paid_after_a_late_8004_s() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    const REFUSED: &str = "YC20261202000201";
+    const LATE: &str = "YC20261202000202";
+    // More than PAYER_C holds: the core refuses the 8002.
+    const REFUSED_FEN: i64 = PAYER_C_OPENING_FEN + 1;
+    const LATE_FEN: i64 = 45_600;
+    let pushed = sim
+        .push(
+            "P202612020002",
+            vec![
+                order_json(REFUSED, LICENCE, REFUSED_FEN, &today),
+                order_json(LATE, LICENCE, LATE_FEN, &today),
+            ],
+        )
+        .await
+        .expect("push exchange");
+    assert_eq!(pushed.body["code"], "0000", "{:?}", pushed.body);
+
+    // Refused by the core: nothing moved, and the order is payable again (state 1).
+    let (_, failed) = env
+        .post(
+            "/api/v1/payments",
+            &pay_from(&env, "M0000000101", REFUSED, REFUSED_FEN, PAYER_C),
+        )
+        .await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(env.balance_fen(PAYER_C), PAYER_C_OPENING_FEN);
+    let state = sim.query(REFUSED).await.expect("query exchange");
+    assert_eq!(state.body["state"], "1", "{:?}", state.body);
+    let (_, paid) = env
+        .post(
+            "/api/v1/payments",
+            &pay_from(&env, "M0000000102", REFUSED, REFUSED_FEN, PAYER_A),
+        )
+        .await;
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    assert_eq!(env.balance_fen(PAYER_A), PAYER_A_OPENING_FEN - REFUSED_FEN);
+
+    // The core posts but answers after the hub's timeout: the channel hears "in doubt", the
+    // order stays 2, and the 8004 that finds the posting completes the payment.
+    env.core.arm(fixtures::core_sim::FaultRule {
+        tran_code: "8002".into(),
+        debit_acct: Some(PAYER_B.into()),
+        fault: fixtures::core_sim::CoreFault::AnswerLate(std::time::Duration::from_millis(1_500)),
+        times: 1,
+    });
+    let (_, doubt) = env
+        .post(
+            "/api/v1/payments",
+            &pay_from(&env, "M0000000103", LATE, LATE_FEN, PAYER_B),
+        )
+        .await;
+    assert_eq!(doubt["status"], "IN_DOUBT", "{doubt}");
+    let serial = doubt["hub_serial"]
+        .as_str()
+        .expect("hub serial")
+        .to_string();
+    let row = env.wait_state(&serial, PaymentState::Succeeded).await;
+    assert_eq!(row.partner_serial.as_deref(), Some(LATE));
+    assert_eq!(env.balance_fen(PAYER_B), PAYER_B_OPENING_FEN - LATE_FEN);
+    let state = sim.query(LATE).await.expect("query exchange");
+    assert_eq!(state.body["state"], "3", "{:?}", state.body);
+    assert_eq!(state.body["bankSerial"], serial.as_str());
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while !sim.recorded().iter().any(|r| r.bank_serial == serial) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late payment was never notified"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
 }

@@ -123,19 +123,45 @@ impl BillPartner for TobaccoPartner {
         Ok(QueryOutcome::Refused(refusal_reply(&refusal)))
     }
 
+    /// Spec 09: 1 → 2 when the payment is accepted, journaled before the core call, so that a
+    /// bureau cancel meanwhile gets 3003 and a second payment of the order is refused before
+    /// anyone is debited.
+    async fn before_debit(
+        &self,
+        ctx: &RequestContext,
+        order: &PayOrder,
+    ) -> Result<(), PartnerReply> {
+        match self
+            .store
+            .begin_payment(&order.customer_no, order.pay_amount, &ctx.bank_serial)
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(refusal)) => Err(refusal_reply(&refusal)),
+            Err(e) => Err(refused(e.code(), &e.to_string())),
+        }
+    }
+
+    /// Spec 09: 2 → 1 when the debit failed (or 8004 said R, or N then 8003).
+    async fn release_hold(&self, ctx: &RequestContext, order: &PayOrder) {
+        if let Err(e) = self
+            .store
+            .payment_failed(&order.customer_no, &ctx.bank_serial)
+            .await
+        {
+            // The next payment or cancel of the order repairs it from the journal.
+            tracing::error!(hub_serial = %ctx.bank_serial, error = %e, "Could not release the tobacco order.");
+        }
+    }
+
+    /// Spec 09: an unknown debit keeps the order in 2 while 8004 is asked; S → 3.
+    fn writes_off_late_debit(&self) -> bool {
+        true
+    }
+
     async fn pay(&self, ctx: &RequestContext, order: &PayOrder) -> PayOutcome {
         let order_no = order.customer_no.as_str();
         let serial = ctx.bank_serial.as_str();
-        match self
-            .store
-            .begin_payment(order_no, order.pay_amount, serial)
-            .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(refusal)) => return PayOutcome::Refused(refusal_reply(&refusal)),
-            // Nothing changed: the engine gives the debit back.
-            Err(e) => return PayOutcome::Refused(refused(e.code(), &e.to_string())),
-        }
         let acct_date = self.core_date(serial, ctx.tx_date).await;
         match self
             .store
@@ -147,9 +173,31 @@ impl BillPartner for TobaccoPartner {
                 acct_date,
                 prepaid: Money::ZERO,
             },
-            // Cannot happen after our own 1 → 2; the engine's reversal then puts it back.
-            Ok(false) => PayOutcome::Unknown {
-                reason: "烟草订单状态异常".into(),
+            // The one conditional update did not apply: nothing was written off under this
+            // serial (unless an earlier attempt already did), so the engine gives the debit back.
+            Ok(false) => match self.store.order(order_no).await {
+                Ok(Some(row))
+                    if row.state == OrderState::Paid
+                        && row.bank_serial.as_deref() == Some(serial) =>
+                {
+                    PayOutcome::Paid {
+                        partner_serial: order_no.to_string(),
+                        acct_date,
+                        prepaid: Money::ZERO,
+                    }
+                }
+                Ok(row) => {
+                    let refusal = match row.map(|r| r.state) {
+                        None => PayRefusal::NoSuchOrder,
+                        Some(OrderState::Paid) => PayRefusal::AlreadyPaid,
+                        Some(OrderState::Cancelled) => PayRefusal::Cancelled,
+                        Some(OrderState::Paying | OrderState::Unpaid) => PayRefusal::InProgress,
+                    };
+                    PayOutcome::Refused(refusal_reply(&refusal))
+                }
+                Err(e) => PayOutcome::Unknown {
+                    reason: format!("{}: {e}", e.code()),
+                },
             },
             // The order stays 2 under our serial; the engine's reversal puts it back to 1.
             Err(e) => PayOutcome::Unknown {
@@ -416,6 +464,14 @@ mod tests {
         let (partner, store, _dir) = partner().await;
         let serial = "B2026120201000000001";
         // The spi's 04 is online banking; spec 09 numbers online banking 03.
+        partner
+            .before_debit(&ctx(serial, Channel::Online), &pay_order(1_256_800))
+            .await
+            .expect("order held");
+        assert_eq!(
+            store.order(ORDER).await.expect("read").map(|r| r.state),
+            Some(OrderState::Paying)
+        );
         let outcome = partner
             .pay(&ctx(serial, Channel::Online), &pay_order(1_256_800))
             .await;
@@ -438,12 +494,20 @@ mod tests {
         assert_eq!(notification.map(|n| n.status), Some("PENDING".to_string()));
 
         let again = partner
+            .before_debit(
+                &ctx("B2026120201000000002", Channel::Mobile),
+                &pay_order(1_256_800),
+            )
+            .await;
+        assert!(matches!(again, Err(r) if r.code == "YC_PAID"));
+        // A write-off without the hold writes nothing.
+        let unheld = partner
             .pay(
                 &ctx("B2026120201000000002", Channel::Mobile),
                 &pay_order(1_256_800),
             )
             .await;
-        assert!(matches!(again, PayOutcome::Refused(r) if r.code == "YC_PAID"));
+        assert!(matches!(unheld, PayOutcome::Refused(r) if r.code == "YC_PAID"));
         // Spec 09: no reversal of a paid order, not even the same day.
         let reversal = partner
             .reverse(
@@ -469,12 +533,12 @@ mod tests {
     async fn wrong_amount_is_refused_and_a_payment_left_in_progress_is_undone_by_reversal() {
         let (partner, store, _dir) = partner().await;
         let wrong = partner
-            .pay(
+            .before_debit(
                 &ctx("B2026120201000000001", Channel::Mobile),
                 &pay_order(1_256_700),
             )
             .await;
-        assert!(matches!(wrong, PayOutcome::Refused(r) if r.code == "YC_AMOUNT"));
+        assert!(matches!(wrong, Err(r) if r.code == "YC_AMOUNT"));
         // A write that failed after 1 → 2 leaves the order paying under the serial.
         let serial = "B2026120201000000002";
         let begun = store

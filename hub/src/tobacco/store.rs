@@ -325,6 +325,7 @@ impl TobaccoStore {
     ) -> Result<(CancelOutcome, Option<OrderState>), TobaccoError> {
         let now = ts(self.clock.now());
         let mut conn = self.pool.acquire().await?;
+        self.release_ended_hold(&mut conn, order_no).await?;
         sqlx::query(
             "UPDATE tobacco_orders SET state = 4, cancel_reason = ?, updated_at = ? \
              WHERE order_no = ? AND state = 1",
@@ -379,7 +380,35 @@ impl TobaccoStore {
             .collect()
     }
 
+    /// 2 → 1 for a hold whose payment the journal says ended with the money at the payer
+    /// (CORE_FAILED, REVERSED): the repair of a crash between that transition and the engine's
+    /// release, made before anything that depends on the order's state.
+    async fn release_ended_hold(
+        &self,
+        conn: &mut SqliteConnection,
+        order_no: &str,
+    ) -> Result<(), TobaccoError> {
+        let released = sqlx::query(
+            "UPDATE tobacco_orders SET state = 1, bank_serial = NULL, updated_at = ? \
+             WHERE order_no = ? AND state = 2 AND bank_serial IN \
+             (SELECT hub_serial FROM payments WHERE state IN ('CORE_FAILED', 'REVERSED'))",
+        )
+        .bind(ts(self.clock.now()))
+        .bind(order_no)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if released > 0 {
+            tracing::warn!(
+                order_no,
+                "Released a tobacco order held by a payment that had ended."
+            );
+        }
+        Ok(())
+    }
+
     /// 1 → 2 when a payment is accepted (before the core call), for exactly the order's amount.
+    /// Taking it again under the same serial is a no-op (the engine may ask twice).
     pub async fn begin_payment(
         &self,
         order_no: &str,
@@ -388,6 +417,7 @@ impl TobaccoStore {
     ) -> Result<Result<OrderRow, PayRefusal>, TobaccoError> {
         let now = ts(self.clock.now());
         let mut conn = self.pool.acquire().await?;
+        self.release_ended_hold(&mut conn, order_no).await?;
         let changed = sqlx::query(
             "UPDATE tobacco_orders SET state = 2, bank_serial = ?, updated_at = ? \
              WHERE order_no = ? AND state = 1 AND amount_fen = ?",
@@ -403,6 +433,12 @@ impl TobaccoStore {
         Ok(match row {
             None => Err(PayRefusal::NoSuchOrder),
             Some(row) if changed == 1 => Ok(row),
+            Some(row)
+                if row.state == OrderState::Paying
+                    && row.bank_serial.as_deref() == Some(bank_serial) =>
+            {
+                Ok(row)
+            }
             Some(row) => Err(match row.state {
                 OrderState::Cancelled => PayRefusal::Cancelled,
                 OrderState::Paid => PayRefusal::AlreadyPaid,

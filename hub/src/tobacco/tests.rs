@@ -422,3 +422,75 @@ async fn daily_file_matches_and_renotifies_what_is_missing() {
     let report = reconcile_file(&w.store, &file).await.expect("recon");
     assert_eq!(report.unknown, vec!["X9".to_string()]);
 }
+
+/// A crash after the journal said CORE_FAILED but before the order was released leaves it 2:
+/// the next payment (or the bureau's cancel) of the order repairs it from the journal, while a
+/// hold of a payment still in flight is kept.
+#[tokio::test]
+async fn a_hold_left_by_an_ended_payment_is_released_from_the_journal() {
+    let w = world().await;
+    w.sim
+        .push(
+            "P9",
+            vec![
+                order_json("YC9", "430602100123", 900, "20261202"),
+                order_json("YC8", "430602100123", 800, "20261202"),
+            ],
+        )
+        .await
+        .expect("push");
+    for (order, serial, amount, state) in [
+        ("YC9", "S9", 900, "CORE_FAILED"),
+        ("YC8", "S8", 800, "CORE_DEBITED"),
+    ] {
+        assert!(w
+            .store
+            .begin_payment(order, Money::from_fen(amount), serial)
+            .await
+            .expect("db")
+            .is_ok());
+        sqlx::query(
+            "INSERT INTO payments (hub_serial, channel, channel_date, channel_serial, request_hash, \
+             payee, instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no, \
+             teller_no, tx_date, tx_time, state, created_at, updated_at) VALUES \
+             (?, '02', '20261202', ?, 'h', 'TOBACCO', '430600', ?, '6230901000000000011', ?, ?, \
+             '000101', 'T1', '20261202', '090000', ?, 'now', 'now')",
+        )
+        .bind(serial)
+        .bind(serial)
+        .bind(order)
+        .bind(amount)
+        .bind(amount)
+        .bind(state)
+        .execute(w.store.pool())
+        .await
+        .expect("payment row");
+    }
+    // The same serial again is the hold it already has.
+    assert!(w
+        .store
+        .begin_payment("YC8", Money::from_fen(800), "S8")
+        .await
+        .expect("db")
+        .is_ok());
+    // Still in flight: another payment is refused, the bureau's cancel gets 3003.
+    assert_eq!(
+        w.store
+            .begin_payment("YC8", Money::from_fen(800), "S10")
+            .await
+            .expect("db"),
+        Err(PayRefusal::InProgress)
+    );
+    assert_eq!(
+        code(&w.sim.cancel("YC8", "x").await.expect("c").body),
+        "3003"
+    );
+    // Ended: the next payment takes the order.
+    let held = w
+        .store
+        .begin_payment("YC9", Money::from_fen(900), "S11")
+        .await
+        .expect("db")
+        .expect("released and held again");
+    assert_eq!(held.bank_serial.as_deref(), Some("S11"));
+}

@@ -316,6 +316,16 @@ pub trait BillPartner: Send + Sync {
     ) -> Result<bool, AdapterError> {
         Ok(false)
     }
+    /// The partner's own follow-up once its files of `acct_date` have been read and parsed
+    /// (tobacco: lines marked listed, paid orders no file listed re-notified). Moves no money;
+    /// an error is reported and leaves the reconciliation itself standing.
+    async fn daily_files_read(
+        &self,
+        _acct_date: NaiveDate,
+        _files: &[Vec<u8>],
+    ) -> Result<(), AdapterError> {
+        Ok(())
+    }
     /// Parses one accounting date's files, checked against their own totals.
     fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError>;
     /// The core Purpose of this partner's postings (core-banking.md, "Purpose codes").

@@ -135,6 +135,25 @@ struct TobaccoParts {
     outbox: crate::tobacco::outbox::Outbox,
 }
 
+/// The bureau's orders as a bill partner, on the store in the journal's database (also what
+/// `hub recon` reconciles the bureau's file against).
+pub fn tobacco_link(
+    c: &crate::config::TobaccoConfig,
+    pool: sqlx::SqlitePool,
+    clock: SharedClock,
+) -> (PartnerLink, crate::tobacco::store::TobaccoStore) {
+    let store = crate::tobacco::store::TobaccoStore::new(pool, clock, c.bank_code.clone());
+    let partner =
+        crate::tobacco::partner::TobaccoPartner::new(store.clone(), &c.bureau_code, &c.bank_code);
+    let link = PartnerLink {
+        purpose: crate::tobacco::partner::PURPOSE.to_string(),
+        adapter: Arc::new(partner),
+        suspense_account: c.suspense_account.clone(),
+        settlement_account: c.settlement_account.clone(),
+    };
+    (link, store)
+}
+
 fn tobacco_parts(
     c: &crate::config::TobaccoConfig,
     pool: sqlx::SqlitePool,
@@ -156,15 +175,7 @@ fn tobacco_parts(
             .build()
             .map_err(|e| config_error("tobacco.tls", e.to_string()))?,
     };
-    let store = crate::tobacco::store::TobaccoStore::new(pool, clock.clone(), c.bank_code.clone());
-    let partner =
-        crate::tobacco::partner::TobaccoPartner::new(store.clone(), &c.bureau_code, &c.bank_code);
-    let link = PartnerLink {
-        purpose: crate::tobacco::partner::PURPOSE.to_string(),
-        adapter: Arc::new(partner),
-        suspense_account: c.suspense_account.clone(),
-        settlement_account: c.settlement_account.clone(),
-    };
+    let (link, store) = tobacco_link(c, pool, clock.clone());
     let inbound = crate::tobacco::router::TobaccoInbound {
         store: store.clone(),
         verifier: adapters::tobacco::RequestVerifier::new([(

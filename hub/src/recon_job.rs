@@ -220,6 +220,12 @@ pub async fn run(
             found: daily.acct_date,
         });
     }
+    if let Err(e) = adapter
+        .daily_files_read(business_date, &partner_files)
+        .await
+    {
+        tracing::error!(instance = adapter.instance(), code = e.code(), error = %e, "Partner file follow-up failed.");
+    }
     let partner: Vec<PartnerRecord> = daily
         .records
         .iter()
@@ -489,9 +495,13 @@ pub async fn run_all(
     let core = crate::core_client::CoreClient::new(config.core.clone(), clock.clone());
     let key_store =
         crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
-    let links = crate::app::partner_links(config, Some(&key_store))
+    let mut links = crate::app::partner_links(config, Some(&key_store))
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(tobacco) = &config.tobacco {
+        let (link, _) = crate::app::tobacco_link(tobacco, journal.pool().clone(), clock.clone());
+        links.push(link);
+    }
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());
     let mut differences = 0usize;
     let mut links: Vec<PartnerLink> = engine.partners().cloned().collect();

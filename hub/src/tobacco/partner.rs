@@ -328,6 +328,30 @@ impl BillPartner for TobaccoPartner {
         })
     }
 
+    /// Spec 09: the file confirms the notifications it lists; a paid order no file lists by its
+    /// acctDate is notified again and reported 通知未确认.
+    async fn daily_files_read(
+        &self,
+        acct_date: NaiveDate,
+        files: &[Vec<u8>],
+    ) -> Result<(), AdapterError> {
+        let file_error = |reason: String| AdapterError::DailyFile { line: 1, reason };
+        let [bytes] = files else {
+            return Err(file_error(format!("须为一个文件，收到{}个", files.len())));
+        };
+        let file = parse_daily_file(bytes, acct_date).map_err(|e| file_error(e.to_string()))?;
+        let report = super::file::reconcile_file(&self.store, &file)
+            .await
+            .map_err(|e| AdapterError::Transport(e.to_string()))?;
+        if !report.unconfirmed.is_empty() {
+            tracing::warn!(
+                count = report.unconfirmed.len(),
+                "烟草缴费通知未确认 (paid orders missing from the bureau's file): notified again."
+            );
+        }
+        Ok(())
+    }
+
     fn purpose(&self) -> &str {
         PURPOSE
     }

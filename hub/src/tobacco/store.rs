@@ -241,7 +241,7 @@ impl TobaccoStore {
         orders: &[PushedOrder],
     ) -> Result<PushOutcome, TobaccoError> {
         let now = ts(self.clock.now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT body_sm3 FROM tobacco_pushes WHERE push_id = ?")
                 .bind(push_id)
@@ -480,12 +480,9 @@ impl TobaccoStore {
         channel: PayChannel,
     ) -> Result<bool, TobaccoError> {
         let now = self.clock.now();
-        let Some(row) = order_in(conn, order_no).await? else {
-            return Ok(false);
-        };
-        if row.state != OrderState::Paying || row.bank_serial.as_deref() != Some(bank_serial) {
-            return Ok(false);
-        }
+        // The write comes first: in WAL mode a deferred transaction that read before it writes
+        // cannot wait for another writer (SQLITE_BUSY at once); one that starts with the write
+        // waits its turn (callers with their own transaction need not begin it IMMEDIATE).
         let changed = sqlx::query(
             "UPDATE tobacco_orders SET state = 3, acct_date = ?, pay_time = ?, channel = ?, \
              updated_at = ? WHERE order_no = ? AND state = 2 AND bank_serial = ?",
@@ -502,6 +499,9 @@ impl TobaccoStore {
         if changed != 1 {
             return Ok(false);
         }
+        let Some(row) = order_in(conn, order_no).await? else {
+            return Ok(false);
+        };
         let notification = PaymentNotification {
             bank_code: self.bank_code.clone(),
             order_no: order_no.to_string(),
@@ -537,11 +537,15 @@ impl TobaccoStore {
         acct_date: NaiveDate,
         channel: PayChannel,
     ) -> Result<bool, TobaccoError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = self
             .payment_succeeded_in(&mut tx, order_no, bank_serial, acct_date, channel)
             .await?;
-        tx.commit().await?;
+        if done {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
         Ok(done)
     }
 

@@ -244,7 +244,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     if let Some(parts) = &tobacco {
         links.push(parts.link.clone());
     }
-    let engine = Engine::new(journal, core, links, clock, config.engine.clone());
+    let engine = Engine::new(journal, core, links, clock.clone(), config.engine.clone());
     let resumed = engine.recover().await?;
     if resumed > 0 {
         tracing::warn!(resumed, "Resumed payments interrupted by the last stop.");
@@ -288,6 +288,34 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         channel_router,
         shutdown.subscribe(),
     )?);
+    for w in &config.withholding {
+        let Some(link) = config.fixedlen.iter().find(|f| f.instance == w.instance) else {
+            return Err(StartError::Adapter(adapters::spi::AdapterError::Config {
+                field: "withholding.instance",
+                reason: format!("未配置 [[fixedlen]] 实例 {}", w.instance),
+            }));
+        };
+        let mut job_config = crate::batch::WaterWithholdConfig::new(
+            &link.instance,
+            &link.company_code,
+            &link.suspense_account,
+            &w.dir,
+        );
+        job_config.node = config.engine.node;
+        let job = crate::batch::WaterWithholdJob::new(
+            engine.journal().clone(),
+            CoreClient::new(config.core.clone(), clock.clone()),
+            clock.clone(),
+            job_config,
+        );
+        tasks.push(tokio::spawn(crate::batch::schedule::run_poller(
+            job,
+            link.company_code.clone(),
+            w.clone(),
+            clock.clone(),
+            shutdown.subscribe(),
+        )));
+    }
     let resolver = tokio::spawn(resolver_loop(
         engine.clone(),
         Duration::from_millis(config.hub.resolver_interval_ms.max(10)),

@@ -27,6 +27,10 @@ pub struct HubConfig {
     /// `[tobacco]`: 岳阳烟草 (spec 09), absent when the bank does not collect for the bureau.
     #[serde(default)]
     pub tobacco: Option<TobaccoConfig>,
+    /// `[[withholding]]`: fixed-length instances whose batch withholding `hub serve` polls for
+    /// (spec 02: every 10 minutes 06:00–12:00).
+    #[serde(default)]
+    pub withholding: Vec<crate::batch::schedule::WithholdingConfig>,
 }
 
 /// `[tobacco]`: the bureau's orders are kept and paid in the hub; payments are notified to it.

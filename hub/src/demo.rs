@@ -1034,6 +1034,7 @@ fn demo_config(
         fixedlen: Vec::new(),
         keys: Default::default(),
         tobacco: None,
+        withholding: Vec::new(),
     })
 }
 

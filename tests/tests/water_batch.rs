@@ -532,3 +532,57 @@ async fn batch_successes_reconcile_with_the_partner_and_core_files() {
     assert_eq!(env.balance_fen(SETTLEMENT), 16_632 + 8_800);
     assert_eq!(env.balance_fen(SUSPENSE), 0);
 }
+
+/// `hub serve`'s poll (spec 02: every 10 minutes 06:00–12:00): a dropped file is run at the next
+/// poll, later polls debit nobody again, and a file dropped after 12:00 is left to an operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_runs_a_dropped_file_once_in_the_window_and_leaves_a_late_one() {
+    let env = Env::start().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shared: SharedClock = env.clock.clone();
+    let poller = tokio::spawn(hub::batch::schedule::run_poller(
+        env.job(None),
+        CODE.into(),
+        hub::batch::schedule::WithholdingConfig {
+            instance: INSTANCE.into(),
+            dir: env.sftp(),
+            check_interval_ms: 20,
+        },
+        shared,
+        stopped,
+    ));
+    let dkr_flag = env.sftp().join("out").join("DKR43122720261203.ok");
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // 10:00, a poll slot: the file dropped now is run at once.
+    env.drop_dk(&dk_file());
+    wait_for("the poll runs the dropped file", &|| dkr_flag.exists());
+    assert_eq!(env.dkr(), expected_dkr());
+    assert_money_moved_once(&env);
+
+    // The next slots see the same flag: nothing is run or debited again.
+    for _ in 0..3 {
+        env.clock.advance(chrono::Duration::minutes(10));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_money_moved_once(&env);
+
+    // 12:30: a new flag after the window waits for an operator: no result is written.
+    env.clock.advance_to(NaiveDateTime::new(
+        batch_date(),
+        NaiveTime::from_hms_opt(12, 30, 0).expect("time"),
+    ));
+    std::fs::remove_file(&dkr_flag).expect("flag removed");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    env.drop_dk(&dk_file());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!dkr_flag.exists(), "a late file is not run automatically");
+    assert_money_moved_once(&env);
+    let _ = stop.send(true);
+    poller.await.expect("poller stops");
+}

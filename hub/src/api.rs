@@ -35,7 +35,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn refusal(code: ErrorCode, detail: String) -> Refusal {
+pub(crate) fn refusal(code: ErrorCode, detail: String) -> Refusal {
     let status = match code {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
         ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -73,7 +73,7 @@ impl From<EngineError> for Refusal {
     }
 }
 
-fn bad_json(rejection: JsonRejection) -> Refusal {
+pub(crate) fn bad_json(rejection: JsonRejection) -> Refusal {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return refusal(
             ErrorCode::BodyTooLarge,
@@ -298,6 +298,26 @@ pub fn openapi_document() -> serde_json::Value {
                     "reason": {"type": "string"}, "authorized_by": {"type": "string", "pattern": "^[0-9A-Za-z]{0,6}$"}}}}}},
                 "responses": {"200": {"description": "CANCELLED, FAILED (CANCEL_TOO_LATE, CANCEL_MISMATCH, CANCEL_NOT_ALLOWED) or IN_DOUBT", "content": {"application/json": {"schema": answer}}},
                               "422": {"description": "the partner has no cancel, not allowed for this channel, not succeeded, or past the cut-off", "content": {"application/json": {"schema": error}}}}
+            }},
+            "/api/v1/agreements/sign": {"post": {
+                "summary": "代扣签约 sign a withholding agreement (county water 201): ID check digit and core 8005 name check first",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["instance", "customer_no", "customer_name", "account_no", "account_name", "id_type", "id_no", "phone", "channel", "branch_no", "teller_no"],
+                    "properties": {"instance": {"type": "string"}, "customer_no": {"type": "string"}, "customer_name": {"type": "string"},
+                        "account_no": {"type": "string"}, "account_name": {"type": "string"}, "id_type": {"type": "string", "enum": ["01", "99"]},
+                        "id_no": {"type": "string"}, "phone": {"type": "string"}, "channel": {"type": "string"},
+                        "branch_no": {"type": "string"}, "teller_no": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "SIGNED (agreement_no, effective_date), FAILED (code, partner_code) or IN_DOUBT"},
+                              "400": {"description": "an empty or malformed field", "content": {"application/json": {"schema": error}}}}
+            }},
+            "/api/v1/agreements/terminate": {"post": {
+                "summary": "代扣解约 terminate a withholding agreement (county water 202)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["instance", "customer_no", "agreement_no", "account_no", "channel", "branch_no", "teller_no"],
+                    "properties": {"instance": {"type": "string"}, "customer_no": {"type": "string"}, "agreement_no": {"type": "string"},
+                        "account_no": {"type": "string"}, "channel": {"type": "string"}, "branch_no": {"type": "string"}, "teller_no": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "TERMINATED (end_date), FAILED (code, partner_code) or IN_DOUBT"},
+                              "400": {"description": "an empty or malformed field", "content": {"application/json": {"schema": error}}}}
             }}
         },
         "components": {"schemas": {

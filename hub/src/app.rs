@@ -273,6 +273,22 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         }
         None => crate::api::router(engine.clone()).merge(admin),
     };
+    // Withholding agreements (201/202) of the fixed-length instances, on the channel listener.
+    let mut agreement_adapters = std::collections::HashMap::new();
+    for c in &config.fixedlen {
+        agreement_adapters.insert(
+            c.instance.clone(),
+            Arc::new(adapters::fixedlen::FixedLenAdapter::from_config(c.clone())?),
+        );
+    }
+    let desk = crate::agreement_api::AgreementDesk::new(
+        agreement_adapters,
+        engine.journal().clone(),
+        CoreClient::new(config.core.clone(), clock.clone()),
+        config.engine.node,
+        clock.clone(),
+    );
+    let channel_router = channel_router.merge(crate::agreement_api::router(Arc::new(desk)));
     // The bureau's pushes arrive on the channel listener (its own paths, its own signatures).
     let channel_router = match tobacco {
         Some(parts) => {

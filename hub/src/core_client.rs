@@ -121,6 +121,14 @@ pub struct AccountInfo {
     pub available: Money,
 }
 
+/// 8005's answer: whether the name (and the ID, when one was sent) is the account's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameCheck {
+    pub name_matches: bool,
+    /// `None` when no IdNo was sent.
+    pub id_matches: Option<bool>,
+}
+
 #[derive(Clone, Debug)]
 pub struct CoreClient {
     config: CoreConfig,
@@ -332,6 +340,45 @@ impl CoreClient {
                         reason: format!("8004 TxStatus {other:?}"),
                     },
                 }
+            }
+        }
+    }
+
+    /// 8005: account/name check (spec 02: before a withholding agreement is signed). Moves no
+    /// money, so a failure is an error, never an outcome to resolve.
+    pub async fn name_check(
+        &self,
+        seq_no: &str,
+        acct_no: &str,
+        acct_name: &str,
+        id: Option<(&str, &str)>,
+    ) -> Result<NameCheck, String> {
+        let mut body = Element::new("Body")
+            .with(Element::text_node("AcctNo", acct_no))
+            .with(Element::text_node("AcctName", acct_name));
+        if let Some((id_type, id_no)) = id {
+            body = body
+                .with(Element::text_node("IdType", id_type))
+                .with(Element::text_node("IdNo", id_no));
+        }
+        match self.call("8005", seq_no, self.clock.today(), body).await {
+            Call::NotSent(r) | Call::Unknown(r) => Err(r),
+            Call::Answered { head, body } => {
+                if head.ret_code != "000000" {
+                    return Err(format!("{} {}", head.ret_code, head.ret_msg));
+                }
+                let flag = |n: &str| match body.child_text(n).unwrap_or_default() {
+                    "Y" => Ok(Some(true)),
+                    "N" => Ok(Some(false)),
+                    "" => Ok(None),
+                    other => Err(format!("8005 {n} {other:?}")),
+                };
+                let name_matches =
+                    flag("Match")?.ok_or_else(|| "8005 without Match".to_string())?;
+                Ok(NameCheck {
+                    name_matches,
+                    id_matches: if id.is_some() { flag("IdMatch")? } else { None },
+                })
             }
         }
     }

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     CancelNotAllowed,
     CancelTooLate,
     CancelMismatch,
+    AccountNameMismatch,
+    AgreementRefused,
     Internal,
 }
 
@@ -81,6 +83,8 @@ impl ErrorCode {
             CancelNotAllowed => ("CANCEL_NOT_ALLOWED", "该交易不允许撤销"),
             CancelTooLate => ("CANCEL_TOO_LATE", "超过撤销时限"),
             CancelMismatch => ("CANCEL_MISMATCH", "原交易信息不符，未撤销"),
+            AccountNameMismatch => ("ACCOUNT_NAME_MISMATCH", "账户户名与核心登记不符"),
+            AgreementRefused => ("AGREEMENT_REFUSED", "收费单位未受理签约或解约"),
             Internal => ("INTERNAL", "系统内部错误"),
         }
     }
@@ -165,6 +169,8 @@ mod tests {
             ErrorCode::CancelNotAllowed,
             ErrorCode::CancelTooLate,
             ErrorCode::CancelMismatch,
+            ErrorCode::AccountNameMismatch,
+            ErrorCode::AgreementRefused,
             ErrorCode::Internal,
         ];
         let mut codes: Vec<_> = all.iter().map(|c| c.code()).collect();

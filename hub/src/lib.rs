@@ -22,6 +22,7 @@
 //! | [`tobacco`] | 岳阳烟草: the bureau's signed order endpoint, order look-ups, the notification outbox, the T+1 file |
 //! | [`tls`] | rustls: HTTPS listeners (optional mutual TLS) and HTTPS partner clients |
 pub mod admin_backend;
+pub mod agreement_api;
 pub mod api;
 pub mod app;
 pub mod batch;

@@ -1165,3 +1165,103 @@ async fn water_small_day_reconciles_and_settles_once() {
 async fn gas_small_day_reconciles_and_settles_once() {
     small_day_reconciles_and_settles_once(Kind::Gas).await;
 }
+
+/// Spec 02, 201/202 from a channel: the hub checks the ID number's check digit and, with core
+/// 8005, the account's name before it calls; the water company's answers (000, 010, 011) come
+/// back to the channel, and the hub's register follows only the 000s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn water_agreements_are_signed_and_terminated_from_a_channel() {
+    let fx = Fx::start().await;
+    let customer = Kind::Water.customer(C_RECON_1);
+    let sign = |account: &str, account_name: &str, id_no: &str| {
+        json!({
+            "instance": WATER_INSTANCE, "customer_no": customer, "customer_name": customer_name(C_RECON_1),
+            "account_no": account, "account_name": account_name, "id_type": "01",
+            // The spec's worked-example ID number (its check digit is right).
+            "id_no": id_no, "phone": "13900001111",
+            "channel": "01", "branch_no": BRANCH, "teller_no": "T00001",
+        })
+    };
+    const GOOD_ID: &str = "431227199003150016";
+
+    // The check digit of 431227199003150016 is 6: a 7 is refused before any call.
+    let (status, bad_id) = fx
+        .env
+        .post(
+            "/api/v1/agreements/sign",
+            &sign(PAYER_A, "张三", "431227199003150017"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bad_id["status"], "FAILED", "{bad_id}");
+    assert_eq!(bad_id["code"], "PARTNER_INVALID_ID_NUMBER");
+    // The core says PAYER_A is 张三's: another name is refused (8005 Match=N), nothing sent.
+    let (_, wrong_name) = fx
+        .env
+        .post("/api/v1/agreements/sign", &sign(PAYER_A, "李四", GOOD_ID))
+        .await;
+    assert_eq!(wrong_name["code"], "ACCOUNT_NAME_MISMATCH", "{wrong_name}");
+    assert!(fx.water.agreements().is_empty());
+    // An empty field never reaches the company (it would answer 090).
+    let mut empty_phone = sign(PAYER_A, "张三", GOOD_ID);
+    empty_phone["phone"] = json!("");
+    let (status, refused) = fx.env.post("/api/v1/agreements/sign", &empty_phone).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+
+    // Signed: the company's AgreementNo, effective the day after its AcctDate.
+    let (_, signed) = fx
+        .env
+        .post("/api/v1/agreements/sign", &sign(PAYER_A, "张三", GOOD_ID))
+        .await;
+    assert_eq!(signed["status"], "SIGNED", "{signed}");
+    let at_company = fx.water.agreements();
+    assert_eq!(at_company.len(), 1);
+    assert_eq!(signed["agreement_no"], at_company[0].agreement_no.as_str());
+    let effective = fx
+        .water
+        .acct_date()
+        .checked_add_days(Days::new(1))
+        .expect("date");
+    assert_eq!(signed["effective_date"], yyyymmdd(effective).as_str());
+    let agreement_no = at_company[0].agreement_no.clone();
+    let register = hub::batch::AgreementRegister::new(fx.env.journal.clone(), fx.env.clock.clone());
+    let recorded = register
+        .find(WATER_INSTANCE, &agreement_no)
+        .await
+        .expect("register read")
+        .expect("recorded");
+    assert_eq!(recorded.account_no, PAYER_A);
+    assert_eq!(recorded.end_date, None);
+
+    // Another account for the same customer: 010, the register unchanged.
+    let (_, other) = fx
+        .env
+        .post("/api/v1/agreements/sign", &sign(PAYER_B, "李四", GOOD_ID))
+        .await;
+    assert_eq!(other["status"], "FAILED", "{other}");
+    assert_eq!(other["code"], "AGREEMENT_REFUSED");
+    assert_eq!(other["partner_code"], "010");
+
+    // Terminated (202 000), then again: 011.
+    let terminate = json!({
+        "instance": WATER_INSTANCE, "customer_no": customer, "agreement_no": agreement_no,
+        "account_no": PAYER_A, "channel": "02", "branch_no": BRANCH, "teller_no": "T00001",
+    });
+    let (_, ended) = fx
+        .env
+        .post("/api/v1/agreements/terminate", &terminate)
+        .await;
+    assert_eq!(ended["status"], "TERMINATED", "{ended}");
+    assert!(fx.water.agreements()[0].end_date.is_some());
+    let recorded = register
+        .find(WATER_INSTANCE, &agreement_no)
+        .await
+        .expect("register read")
+        .expect("recorded");
+    assert!(recorded.end_date.is_some());
+    let (_, again) = fx
+        .env
+        .post("/api/v1/agreements/terminate", &terminate)
+        .await;
+    assert_eq!(again["partner_code"], "011", "{again}");
+}

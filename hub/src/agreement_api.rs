@@ -1,0 +1,314 @@
+//! The channels' desk for withholding agreements (spec 02, 201 代扣签约 and 202 代扣解约): the
+//! hub checks the ID number and, with core 8005, the account's name before it calls the water
+//! company; the register follows only the company's 000 answers (see [`crate::batch::agreements`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use adapters::fixedlen::agreement::{AgreementOutcome, SignRequest};
+use adapters::fixedlen::FixedLenAdapter;
+use adapters::spi::{mask, Channel, PartnerReply, RequestContext};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use codecs::clock::{yyyymmdd, SharedClock};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{bad_json, refusal, Refusal};
+use crate::batch::AgreementRegister;
+use crate::core_client::CoreClient;
+use crate::errors::ErrorCode;
+use crate::journal::Journal;
+
+/// The fixed-length instances whose protocol has 201/202, and what the desk needs to call them.
+pub struct AgreementDesk {
+    adapters: HashMap<String, Arc<FixedLenAdapter>>,
+    register: AgreementRegister,
+    core: CoreClient,
+    journal: Journal,
+    node: u8,
+    clock: SharedClock,
+}
+
+impl AgreementDesk {
+    pub fn new(
+        adapters: HashMap<String, Arc<FixedLenAdapter>>,
+        journal: Journal,
+        core: CoreClient,
+        node: u8,
+        clock: SharedClock,
+    ) -> AgreementDesk {
+        AgreementDesk {
+            register: AgreementRegister::new(journal.clone(), clock.clone()),
+            adapters,
+            core,
+            journal,
+            node,
+            clock,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignBody {
+    pub instance: String,
+    pub customer_no: String,
+    /// The customer's name as the water company has it (else 012).
+    pub customer_name: String,
+    pub account_no: String,
+    pub account_name: String,
+    /// `01` resident ID card (GB 11643 checked before any call), `99` other.
+    pub id_type: String,
+    pub id_no: String,
+    pub phone: String,
+    pub channel: String,
+    pub branch_no: String,
+    pub teller_no: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateBody {
+    pub instance: String,
+    pub customer_no: String,
+    pub agreement_no: String,
+    pub account_no: String,
+    pub channel: String,
+    pub branch_no: String,
+    pub teller_no: String,
+}
+
+/// The channel's answer: `SIGNED`, `TERMINATED`, `FAILED` (nothing changed) or `IN_DOUBT` (the
+/// company's answer never came after the spec's one retry: ask again later).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct AgreementAnswer {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_no: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+}
+
+impl AgreementAnswer {
+    fn failed(code: ErrorCode, reply: Option<PartnerReply>) -> AgreementAnswer {
+        AgreementAnswer {
+            status: "FAILED",
+            code: Some(code.code()),
+            message: match &reply {
+                Some(r) if !r.message.is_empty() => {
+                    format!("{}：{}", code.message_zh(), r.message)
+                }
+                _ => code.message_zh().to_string(),
+            },
+            partner_code: reply.map(|r| r.code),
+            agreement_no: None,
+            effective_date: None,
+            end_date: None,
+        }
+    }
+
+    fn from_outcome(outcome: AgreementOutcome) -> AgreementAnswer {
+        let done = |status| AgreementAnswer {
+            status,
+            code: None,
+            message: String::new(),
+            partner_code: None,
+            agreement_no: None,
+            effective_date: None,
+            end_date: None,
+        };
+        match outcome {
+            AgreementOutcome::Signed {
+                agreement_no,
+                effective_date,
+            } => AgreementAnswer {
+                message: "签约成功".into(),
+                agreement_no: Some(agreement_no),
+                effective_date: Some(yyyymmdd(effective_date)),
+                ..done("SIGNED")
+            },
+            AgreementOutcome::Terminated { end_date } => AgreementAnswer {
+                message: "解约成功".into(),
+                end_date: Some(yyyymmdd(end_date)),
+                ..done("TERMINATED")
+            },
+            AgreementOutcome::Refused(reply) => {
+                let code = match reply.code.as_str() {
+                    "ADP_INPUT" => ErrorCode::BadRequest,
+                    "CONNECT" => ErrorCode::PartnerUnavailable,
+                    "098" => ErrorCode::PartnerDayEnd,
+                    _ => ErrorCode::AgreementRefused,
+                };
+                AgreementAnswer::failed(code, Some(reply))
+            }
+            AgreementOutcome::Unknown { .. } => AgreementAnswer {
+                code: Some(ErrorCode::InDoubt.code()),
+                message: "签约/解约结果未知，请稍后查询协议状态".into(),
+                ..done("IN_DOUBT")
+            },
+        }
+    }
+}
+
+pub fn router(desk: Arc<AgreementDesk>) -> Router {
+    Router::new()
+        .route("/api/v1/agreements/sign", post(sign))
+        .route("/api/v1/agreements/terminate", post(terminate))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .with_state(desk)
+}
+
+fn channel(code: &str) -> Result<Channel, Refusal> {
+    Channel::from_code(code).ok_or_else(|| {
+        refusal(
+            ErrorCode::BadRequest,
+            format!("channel {code:?} is not 01..04"),
+        )
+    })
+}
+
+/// Spec 02: an empty 201/202 field is answered 090 by the company; the hub refuses it first.
+fn required(fields: &[(&'static str, &str)]) -> Result<(), Refusal> {
+    match fields.iter().find(|(_, v)| v.trim().is_empty()) {
+        Some((name, _)) => Err(refusal(ErrorCode::BadRequest, format!("{name} is empty"))),
+        None => Ok(()),
+    }
+}
+
+impl AgreementDesk {
+    fn adapter(&self, instance: &str) -> Result<&Arc<FixedLenAdapter>, Refusal> {
+        self.adapters
+            .get(instance)
+            .ok_or_else(|| refusal(ErrorCode::UnknownPayee, format!("instance {instance}")))
+    }
+
+    fn template(&self, channel: Channel, branch_no: &str, teller_no: &str) -> RequestContext {
+        let now = self.clock.now();
+        RequestContext {
+            channel,
+            branch_no: branch_no.to_string(),
+            teller_no: teller_no.to_string(),
+            tx_date: now.date(),
+            tx_time: now.time(),
+            // Each attempt takes a fresh serial from the journal (the register does).
+            bank_serial: String::new(),
+        }
+    }
+}
+
+async fn sign(
+    State(desk): State<Arc<AgreementDesk>>,
+    body: Result<Json<SignBody>, JsonRejection>,
+) -> Result<Json<AgreementAnswer>, Refusal> {
+    let Json(req) = body.map_err(bad_json)?;
+    required(&[
+        ("instance", &req.instance),
+        ("customer_no", &req.customer_no),
+        ("customer_name", &req.customer_name),
+        ("account_no", &req.account_no),
+        ("account_name", &req.account_name),
+        ("id_type", &req.id_type),
+        ("id_no", &req.id_no),
+        ("phone", &req.phone),
+        ("branch_no", &req.branch_no),
+        ("teller_no", &req.teller_no),
+    ])?;
+    let channel = channel(&req.channel)?;
+    let adapter = desk.adapter(&req.instance)?.clone();
+    let request = SignRequest {
+        customer_no: req.customer_no,
+        customer_name: req.customer_name,
+        account_no: req.account_no,
+        account_name: req.account_name,
+        id_type: req.id_type,
+        id_no: req.id_no,
+        phone: req.phone,
+    };
+    // The ID number's check digit before anything leaves the hub (the adapter checks the rest
+    // of the layout when it encodes).
+    if request.id_type == "01"
+        && adapters::medical::IdNumber::parse(&request.id_no, desk.clock.today()).is_err()
+    {
+        return Ok(Json(AgreementAnswer::failed(
+            ErrorCode::PartnerInvalidIdNumber,
+            None,
+        )));
+    }
+    // Spec 02: the account's name with core 8005 before calling; Match=N refuses.
+    let seq = desk
+        .journal
+        .next_serial(desk.node, desk.clock.today(), 20)
+        .await
+        .map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?;
+    match desk
+        .core
+        .name_check(&seq, &request.account_no, &request.account_name, None)
+        .await
+    {
+        Ok(check) if check.name_matches => {}
+        Ok(_) => {
+            tracing::info!(account = %mask(&request.account_no), "8005: the account's name does not match; not signed.");
+            return Ok(Json(AgreementAnswer::failed(
+                ErrorCode::AccountNameMismatch,
+                None,
+            )));
+        }
+        Err(e) => {
+            let code = if e.starts_with("E10003") {
+                ErrorCode::CoreAccountNotFound
+            } else if e.starts_with("E10004") {
+                ErrorCode::CoreAccountClosed
+            } else {
+                ErrorCode::CoreUnavailable
+            };
+            return Ok(Json(AgreementAnswer::failed(code, None)));
+        }
+    }
+    let template = desk.template(channel, &req.branch_no, &req.teller_no);
+    let outcome = desk
+        .register
+        .sign(&adapter, desk.node, &template, &request)
+        .await
+        .map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?;
+    Ok(Json(AgreementAnswer::from_outcome(outcome)))
+}
+
+async fn terminate(
+    State(desk): State<Arc<AgreementDesk>>,
+    body: Result<Json<TerminateBody>, JsonRejection>,
+) -> Result<Json<AgreementAnswer>, Refusal> {
+    let Json(req) = body.map_err(bad_json)?;
+    required(&[
+        ("instance", &req.instance),
+        ("customer_no", &req.customer_no),
+        ("agreement_no", &req.agreement_no),
+        ("account_no", &req.account_no),
+        ("branch_no", &req.branch_no),
+        ("teller_no", &req.teller_no),
+    ])?;
+    let channel = channel(&req.channel)?;
+    let adapter = desk.adapter(&req.instance)?.clone();
+    let template = desk.template(channel, &req.branch_no, &req.teller_no);
+    let outcome = desk
+        .register
+        .terminate(
+            &adapter,
+            desk.node,
+            &template,
+            &req.customer_no,
+            &req.agreement_no,
+            &req.account_no,
+        )
+        .await
+        .map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?;
+    Ok(Json(AgreementAnswer::from_outcome(outcome)))
+}

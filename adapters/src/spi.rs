@@ -326,6 +326,13 @@ pub trait BillPartner: Send + Sync {
     ) -> Result<(), AdapterError> {
         Ok(())
     }
+    /// Whether the partner's file only confirms payments, possibly in a later file, without
+    /// gating their settlement (tobacco, spec 09): a success posted at core that the file leaves
+    /// out is still settled, and a line confirming a payment of an earlier date is that payment's
+    /// confirmation rather than a difference of this date.
+    fn file_confirms_only(&self) -> bool {
+        false
+    }
     /// Parses one accounting date's files, checked against their own totals.
     fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError>;
     /// The core Purpose of this partner's postings (core-banking.md, "Purpose codes").

@@ -226,9 +226,23 @@ pub async fn run(
     {
         tracing::error!(instance = adapter.instance(), code = e.code(), error = %e, "Partner file follow-up failed.");
     }
+    // A confirming file may list, late, a payment the journal gives an earlier date: it confirms
+    // that payment (already settled with its own date) and is no line of this one.
+    let mut confirmations_of_earlier_days = std::collections::HashSet::new();
+    if adapter.file_confirms_only() {
+        for r in &daily.records {
+            if let Some(row) = engine.journal().get(&r.bank_serial).await? {
+                let earlier = row.acct_date.is_some_and(|d| d < business_date);
+                if earlier && row.state == crate::state::PaymentState::Succeeded {
+                    confirmations_of_earlier_days.insert(r.bank_serial.clone());
+                }
+            }
+        }
+    }
     let partner: Vec<PartnerRecord> = daily
         .records
         .iter()
+        .filter(|r| !confirmations_of_earlier_days.contains(&r.bank_serial))
         .map(|r| PartnerRecord {
             line_no: r.line_no,
             tx_date: r.tx_date,
@@ -280,6 +294,7 @@ pub async fn run(
             adapter.settlement_code(),
             business_date,
         ),
+        settle_unconfirmed: adapter.file_confirms_only(),
     };
     // Records the previous run left waiting for a core file are re-examined and, once agreed,
     // settled with this date (spec 01, "Settlement").

@@ -52,6 +52,8 @@ pub fn reconcile_with_carried(input: &ReconInput, carried: &[AwaitingCore]) -> R
 enum Outcome {
     Matched(MatchedRecord),
     Difference(Difference),
+    /// Reported, and settled all the same (see [`ReconInput::settle_unconfirmed`]).
+    SettledDifference(Difference, Money),
     Awaiting(AwaitingCore),
     /// Nothing to report: e.g. a clean reversal or failure.
     Clean,
@@ -548,6 +550,18 @@ impl<'a> Engine<'a> {
             }
         }
         let Some(partner_line) = partner else {
+            let posted = view
+                .standing
+                .first()
+                .is_some_and(|posting| posting.amount == hub.amount);
+            if self.input.settle_unconfirmed && posted {
+                if let Outcome::Difference(d) = difference(
+                    DifferenceKind::HubSuccessMissingAtPartner,
+                    "对方文件无此流水（通知未确认，已重新通知）；核心已入账，照常结算".to_string(),
+                ) {
+                    return Outcome::SettledDifference(d, hub.amount);
+                }
+            }
             return difference(
                 DifferenceKind::HubSuccessMissingAtPartner,
                 "对方文件无此流水".to_string(),
@@ -733,10 +747,15 @@ impl<'a> Engine<'a> {
         let mut matched = Vec::new();
         let mut differences = Vec::new();
         let mut awaiting_core = Vec::new();
+        let mut settled_unconfirmed = Vec::new();
         for outcome in outcomes {
             match outcome {
                 Outcome::Matched(m) => matched.push(m),
                 Outcome::Difference(x) => differences.push(x),
+                Outcome::SettledDifference(x, amount) => {
+                    differences.push(x);
+                    settled_unconfirmed.push(amount);
+                }
                 Outcome::Awaiting(a) => awaiting_core.push(a),
                 Outcome::Clean => {}
             }
@@ -756,6 +775,13 @@ impl<'a> Engine<'a> {
             })
         };
         let matched_amount = total("匹配金额", &mut matched.iter().map(|m| m.amount));
+        let settled_amount = total(
+            "结算金额",
+            &mut matched
+                .iter()
+                .map(|m| m.amount)
+                .chain(settled_unconfirmed.iter().copied()),
+        );
         let totals = Totals {
             hub_success_count: hub_success.len(),
             hub_success_amount: total("本方成功金额", &mut hub_success.iter().copied()),
@@ -795,8 +821,8 @@ impl<'a> Engine<'a> {
             seq_no: input.settlement_seq_no.clone(),
             debit_acct: input.suspense_acct.clone(),
             credit_acct: input.settlement_acct.clone(),
-            amount: matched_amount,
-            count: matched.len(),
+            amount: settled_amount,
+            count: matched.len() + settled_unconfirmed.len(),
             summary: settlement_summary(&input.payee, &input.instance, input.business_date),
             purpose: input.purpose.clone(),
             blocked_reason: overflowed.then(|| "金额合计溢出, 不得结算".to_string()),
@@ -901,6 +927,7 @@ pub(crate) mod tests {
             suspense_acct: SUSPENSE.into(),
             settlement_acct: SETTLEMENT_ACCT.into(),
             settlement_seq_no: "SNSH4310220261202".into(),
+            settle_unconfirmed: false,
         }
     }
 
@@ -1018,6 +1045,26 @@ pub(crate) mod tests {
         let counts = result.difference_counts();
         assert_eq!(counts.len(), 6);
         assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    }
+
+    /// Tobacco (spec 09): a payment paid and posted but left out of the bureau's file is still
+    /// reported, and settled: 100.00 + 35.20 + 223.35 matched, plus hub 11's 50.00 (posted, not
+    /// listed); hub 15 (listed, not posted) stays out.
+    #[test]
+    fn a_confirming_file_does_not_hold_back_the_settlement() {
+        let mut input = planted_input();
+        input.settle_unconfirmed = true;
+        let result = reconcile(&input);
+        assert_eq!(result.settlement.amount, Money::from_fen(35855 + 5000));
+        assert_eq!(result.settlement.count, 4);
+        let missing: Vec<_> = result
+            .differences
+            .iter()
+            .filter(|d| d.kind == DifferenceKind::HubSuccessMissingAtPartner)
+            .map(|d| d.hub_serial.clone())
+            .collect();
+        assert_eq!(missing, [serial(11)]);
+        assert_eq!(result.difference_counts().values().sum::<usize>(), 6);
     }
 
     #[test]

@@ -152,6 +152,11 @@ pub struct ReconInput {
     pub settlement_acct: String,
     /// Deterministic `S<instance><YYYYMMDD>` (see [`crate::settlement_seq_no`]).
     pub settlement_seq_no: String,
+    /// The partner's file confirms payments but does not gate their settlement (tobacco, spec
+    /// 09: the money is the bureau's once the order is paid): a success posted at core that the
+    /// file leaves out is still reported (通知未确认) and is settled with the matched ones.
+    #[serde(default)]
+    pub settle_unconfirmed: bool,
 }
 
 /// A payment on which hub, partner and core agree: it is settled.

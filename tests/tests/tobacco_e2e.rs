@@ -299,3 +299,146 @@ async fn the_order_is_held_during_the_debit_released_on_refusal_and_paid_after_a
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
+
+/// Spec 09 "Daily file and settlement": the bureau's file of D lists what it recorded before
+/// 05:00 on D+1; a payment recorded later is left out (reported 通知未确认, notified again) but
+/// settled with D all the same, and the file of D+1 lists it without a difference of D+1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bureau_file_confirms_payments_and_a_late_listed_one_is_settled_with_its_own_day() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    let day = business_date();
+    let next_day = day.checked_add_days(chrono::Days::new(1)).expect("date");
+    const LISTED: &str = "YC20261202000301";
+    const LATE: &str = "YC20261202000302";
+    const LISTED_FEN: i64 = 12_300;
+    const LATE_FEN: i64 = 45_600;
+    sim.push(
+        "P202612020003",
+        vec![
+            order_json(LISTED, LICENCE, LISTED_FEN, &today),
+            order_json(LATE, LICENCE, LATE_FEN, &today),
+        ],
+    )
+    .await
+    .expect("push exchange");
+    let mut serials = Vec::new();
+    for (n, (order, fen)) in [(LISTED, LISTED_FEN), (LATE, LATE_FEN)]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, paid) = env
+            .post(
+                "/api/v1/payments",
+                &channel_pay(&env, &format!("M00000003{n:02}"), order, fen),
+            )
+            .await;
+        assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+        serials.push(paid["hub_serial"].as_str().expect("serial").to_string());
+    }
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while sim.recorded().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "notifications not recorded"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    // The bureau records the second one only after the 05:00 cut (as if its first
+    // notifications had failed until then).
+    for r in sim.state().recorded.iter_mut() {
+        if r.order_no == LATE {
+            r.recorded_at = at(next_day, 5, 30, 0);
+        }
+    }
+
+    let files = env.files_dir();
+    env.clock.advance_to(at(next_day, 1, 0, 0));
+    env.core.write_daily_file(day, &files).expect("core file");
+    env.clock.advance_to(at(next_day, 7, 0, 0));
+    let file_d = sim.daily_file(day);
+    std::fs::write(
+        files.join(format!("YCJF_{TOBACCO_BANK_CODE}_{today}.txt")),
+        &file_d,
+    )
+    .expect("bureau file");
+    assert_eq!(
+        file_d.lines().next(),
+        Some(format!("{today}|1|{LISTED_FEN}").as_str())
+    );
+    env.clock.advance_to(at(next_day, 9, 0, 0));
+    let reports = env.dir.path().join("reports");
+    let run = {
+        let (files, reports) = (files.clone(), reports.clone());
+        env.on_hub(move |engine| async move {
+            let link = engine
+                .partners()
+                .find(|l| l.adapter.payee() == "TOBACCO")
+                .cloned()
+                .expect("tobacco configured");
+            hub::recon_job::run(&engine, &link, day, &files, &reports).await
+        })
+        .await
+        .expect("reconciliation of D")
+    };
+    assert_eq!(run.result.matched.len(), 1);
+    let missing: Vec<_> = run
+        .result
+        .differences
+        .iter()
+        .map(|d| (d.kind, d.hub_serial.clone()))
+        .collect();
+    assert_eq!(
+        missing,
+        [(
+            reconciliation::DifferenceKind::HubSuccessMissingAtPartner,
+            serials[1].clone()
+        )]
+    );
+    // Both are the bureau's money: one 8002 of 123.00 + 456.00 to its settlement account.
+    assert_eq!(run.settlement.amount_fen, LISTED_FEN + LATE_FEN);
+    assert_eq!(env.balance_fen(SETTLEMENT), LISTED_FEN + LATE_FEN);
+    // The unlisted payment is notified again (a new schedule).
+    assert_eq!(
+        notification_status(&env, &serials[1]).await.as_deref(),
+        Some("PENDING")
+    );
+
+    // D+1: the bureau's next file lists the late one; it confirms D's payment, no difference.
+    let day_after = next_day
+        .checked_add_days(chrono::Days::new(1))
+        .expect("date");
+    env.clock.advance_to(at(day_after, 1, 0, 0));
+    env.core
+        .write_daily_file(next_day, &files)
+        .expect("core file");
+    env.clock.advance_to(at(day_after, 7, 0, 0));
+    let file_d1 = sim.daily_file(next_day);
+    assert!(file_d1.contains(serials[1].as_str()), "{file_d1}");
+    std::fs::write(
+        files.join(format!(
+            "YCJF_{TOBACCO_BANK_CODE}_{}.txt",
+            codecs::clock::yyyymmdd(next_day)
+        )),
+        &file_d1,
+    )
+    .expect("bureau file");
+    let next = env
+        .on_hub(move |engine| async move {
+            let link = engine
+                .partners()
+                .find(|l| l.adapter.payee() == "TOBACCO")
+                .cloned()
+                .expect("tobacco configured");
+            hub::recon_job::run(&engine, &link, next_day, &files, &reports).await
+        })
+        .await
+        .expect("reconciliation of D+1");
+    assert!(
+        next.result.differences.is_empty(),
+        "{:?}",
+        next.result.differences
+    );
+    assert_eq!(next.settlement.amount_fen, 0);
+    assert_eq!(env.balance_fen(SETTLEMENT), LISTED_FEN + LATE_FEN);
+}

@@ -352,6 +352,12 @@ impl BillPartner for TobaccoPartner {
         Ok(())
     }
 
+    /// Spec 09: the money is the bureau's once the order is paid; its file confirms the
+    /// notifications, late ones in the first file cut after them.
+    fn file_confirms_only(&self) -> bool {
+        true
+    }
+
     fn purpose(&self) -> &str {
         PURPOSE
     }

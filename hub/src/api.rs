@@ -310,6 +310,15 @@ pub fn openapi_document() -> serde_json::Value {
                 "responses": {"200": {"description": "SIGNED (agreement_no, effective_date), FAILED (code, partner_code) or IN_DOUBT"},
                               "400": {"description": "an empty or malformed field", "content": {"application/json": {"schema": error}}}}
             }},
+            "/api/v1/tobacco/orders/by-licence": {"post": {
+                "summary": "烟草订单查询 a retailer's unpaid tobacco orders by licence number, oldest dueDate first, overdue ones marked 已逾期 (pay one as payee TOBACCO with its order_no)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["licence_no", "channel", "branch_no", "teller_no"],
+                    "properties": {"licence_no": {"type": "string", "pattern": "^[0-9]{12}$"}, "channel": {"type": "string"},
+                        "branch_no": {"type": "string"}, "teller_no": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "status OK, orders [{order_no, retailer_name, amount_fen, order_date, due_date, overdue, mark, items_summary}]"},
+                              "400": {"description": "licence_no not 12 digits, or a bad channel", "content": {"application/json": {"schema": error}}}}
+            }},
             "/api/v1/agreements/terminate": {"post": {
                 "summary": "代扣解约 terminate a withholding agreement (county water 202)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",

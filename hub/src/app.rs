@@ -132,6 +132,8 @@ pub async fn partner_links(
 struct TobaccoParts {
     link: PartnerLink,
     router: axum::Router,
+    /// The channels' look-up by licence number.
+    lookup: axum::Router,
     outbox: crate::tobacco::outbox::Outbox,
 }
 
@@ -202,6 +204,7 @@ fn tobacco_parts(
     Ok(TobaccoParts {
         link,
         router: crate::tobacco::router::router(Arc::new(inbound)),
+        lookup: crate::tobacco::lookup::router(store.clone()),
         outbox: crate::tobacco::outbox::Outbox::new(
             store,
             client,
@@ -293,7 +296,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     let channel_router = match tobacco {
         Some(parts) => {
             tasks.push(tokio::spawn(parts.outbox.run(shutdown.subscribe())));
-            channel_router.merge(parts.router)
+            channel_router.merge(parts.router).merge(parts.lookup)
         }
         None => channel_router,
     };

@@ -442,3 +442,64 @@ async fn the_bureau_file_confirms_payments_and_a_late_listed_one_is_settled_with
     assert_eq!(next.settlement.amount_fen, 0);
     assert_eq!(env.balance_fen(SETTLEMENT), LISTED_FEN + LATE_FEN);
 }
+
+/// Spec 09 "Paying": a retailer's unpaid orders by licence number, oldest dueDate first, the
+/// overdue ones marked 已逾期; a paid order is no longer listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_licence_lists_its_unpaid_orders_oldest_first_with_the_overdue_marked() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    let yesterday = codecs::clock::yyyymmdd(
+        business_date()
+            .checked_sub_days(chrono::Days::new(1))
+            .expect("date"),
+    );
+    const RETAILER: &str = "430602100999";
+    sim.push(
+        "P202612020004",
+        vec![
+            order_json("YC20261202000401", RETAILER, 1_000, &today),
+            order_json("YC20261201000402", RETAILER, 2_000, &yesterday),
+            order_json("YC20261202000403", RETAILER, 3_000, &today),
+            order_json("YC20261202000404", LICENCE, 4_000, &today),
+        ],
+    )
+    .await
+    .expect("push exchange");
+    let (_, paid) = env
+        .post(
+            "/api/v1/payments",
+            &channel_pay(&env, "M0000000401", "YC20261202000403", 3_000),
+        )
+        .await;
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    let lookup = json!({"licence_no": RETAILER, "channel": "01", "branch_no": BRANCH, "teller_no": "T00001"});
+    let (status, answer) = env.post("/api/v1/tobacco/orders/by-licence", &lookup).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<(&str, i64, &str)> = answer["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            (
+                o["order_no"].as_str().unwrap_or_default(),
+                o["amount_fen"].as_i64().unwrap_or_default(),
+                o["mark"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("YC20261201000402", 2_000, "已逾期"),
+            ("YC20261202000401", 1_000, ""),
+        ]
+    );
+    let (status, _) = env
+        .post(
+            "/api/v1/tobacco/orders/by-licence",
+            &json!({"licence_no": "43060210099", "channel": "01", "branch_no": BRANCH, "teller_no": "T00001"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -12,6 +12,7 @@
 //! core 8002), then `payment_succeeded_in` (2 → 3 and the outbox row, in its transaction) or
 //! `payment_failed` (2 → 1).
 pub mod file;
+pub mod lookup;
 pub mod outbox;
 pub mod partner;
 pub mod router;

@@ -321,6 +321,8 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
             &w.dir,
         );
         job_config.node = config.engine.node;
+        // A server draws no progress bar; the run logs its result.
+        job_config.progress = false;
         let job = crate::batch::WaterWithholdJob::new(
             engine.journal().clone(),
             CoreClient::new(config.core.clone(), clock.clone()),

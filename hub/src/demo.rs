@@ -65,6 +65,10 @@ struct DemoFixedLen {
     mac_key_hex: String,
     suspense_account: String,
     settlement_account: String,
+    /// Customers who signed a withholding agreement the day before (county water): the company
+    /// drops their due bills as the day's batch file, which `hub serve`'s poll runs.
+    #[serde(default)]
+    withhold_customers: usize,
 }
 
 impl DemoFixedLen {
@@ -176,6 +180,10 @@ pub struct PartnerSummary {
     pub settlement_fen: i64,
     pub settlement_state: String,
     /// Records of this date posted at core after its 23:00 switch, matched by the next day's run.
+    /// Withholding agreements signed from a channel the day before (county water).
+    pub agreements_signed: usize,
+    /// Lines of the day's batch withholding debited (DKR result 000).
+    pub withheld: i64,
     pub next_day_carried_matched: usize,
     pub next_day_settlement_fen: i64,
     pub report_html: String,
@@ -216,6 +224,21 @@ struct Planned {
     extra_fen: i64,
     /// The state the payment must end in (its scenario under its partner's rules).
     expected: &'static str,
+}
+
+/// A resident ID number (GB 11643) of a made-up customer: region 431227, born 1990-03-15,
+/// sequence `n`, with its check digit.
+fn resident_id(n: usize) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let body = format!("43122719900315{:03}", n % 1000);
+    let sum: u32 = body
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = CHECK[(sum % 11) as usize] as char;
+    format!("{body}{check}")
 }
 
 fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> NaiveDateTime {
@@ -582,11 +605,17 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     for stale in ["hub.db", "hub.db-wal", "hub.db-shm"] {
         let _ = std::fs::remove_file(out.join(stale));
     }
+    let sftp = out.join("sftp");
     let _ = std::fs::remove_dir_all(&files);
+    let _ = std::fs::remove_dir_all(&sftp);
     std::fs::create_dir_all(&files)?;
     std::fs::create_dir_all(&reports)?;
 
-    let manual = ManualClock::new(at(date, 7, 59, 0));
+    // The day before, 16:00: customers sign withholding agreements (effective the next day).
+    let eve = date
+        .pred_opt()
+        .ok_or_else(|| DemoError::Setup("date underflow".into()))?;
+    let manual = ManualClock::new(at(eve, 16, 0, 0));
     let clock: SharedClock = manual.clone();
     let mut rng = StdRng::seed_from_u64(options.seed);
 
@@ -692,6 +721,26 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     // Core: the bank's customers and the internal accounts of every partner.
     let mut accounts = customer_accounts(&mut rng, 900);
     let plans = plan(&mut rng, options.payments, &targets, &mut accounts);
+    // Withholding agreements: customers the day's channel traffic never reaches (the end of the
+    // partner's list), each with a bank account of its own from the ordinary ones.
+    let mut signers = Vec::new();
+    for (n, f) in demo_partners.fixedlen.iter().enumerate() {
+        let Some(target) = targets.get(n + 1) else {
+            continue;
+        };
+        let pool = target.sim.payable_customers();
+        for customer in pool.iter().rev().take(f.withhold_customers) {
+            let Some(account) = accounts.get(signers.len()) else {
+                break;
+            };
+            signers.push((
+                n + 1,
+                customer.clone(),
+                account.acct_no.clone(),
+                account.name.clone(),
+            ));
+        }
+    }
     accounts.push(internal(SUSPENSE, "代收电费过渡户"));
     accounts.push(internal(SETTLEMENT, "郴电国际结算户"));
     for c in &fixed_configs {
@@ -725,15 +774,64 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         notify_timeout_ms: 2_000,
         outbox_poll_interval_ms: 50,
     });
+    config.withholding = demo_partners
+        .fixedlen
+        .iter()
+        .filter(|f| f.withhold_customers > 0)
+        .map(|f| crate::batch::schedule::WithholdingConfig {
+            instance: f.instance.clone(),
+            dir: sftp.join(&f.instance),
+            check_interval_ms: 20,
+        })
+        .collect();
     let hub = crate::app::start(&config, clock.clone()).await?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mut agreements_signed = BTreeMap::<String, usize>::new();
+    for (n, (target, customer, account, account_name)) in signers.iter().enumerate() {
+        let Some(t) = targets.get(*target) else {
+            continue;
+        };
+        let body = json!({
+            "instance": t.instance, "customer_no": customer,
+            "customer_name": t.sim.customer_name(customer).unwrap_or_default(),
+            "account_no": account, "account_name": account_name,
+            "id_type": "01", "id_no": resident_id(n), "phone": format!("139{:08}", n),
+            "channel": "01", "branch_no": "000101", "teller_no": "T00001",
+        });
+        let answer: serde_json::Value = http
+            .post(format!("http://{}/api/v1/agreements/sign", hub.addr))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if answer["status"] != "SIGNED" {
+            return Err(DemoError::Setup(format!(
+                "agreement of {}: {answer}",
+                t.instance
+            )));
+        }
+        *agreements_signed.entry(t.instance.clone()).or_default() += 1;
+    }
+
+    // The business day: the water companies drop their batch files before 08:00, and the hub's
+    // poll runs them while the channels pay.
+    manual.advance_to(at(date, 7, 50, 0));
+    for (n, f) in demo_partners.fixedlen.iter().enumerate() {
+        if let (true, Some(t)) = (f.withhold_customers > 0, targets.get(n + 1)) {
+            t.sim
+                .write_withholding_file(date, &sftp.join(&f.instance))?;
+        }
+    }
+    manual.advance_to(at(date, 7, 59, 0));
     bureau
         .push_all(date)
         .await
         .map_err(|e| DemoError::Setup(format!("tobacco orders: {e}")))?;
     let driver = Arc::new(Driver {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?,
+        http,
         base: format!("http://{}", hub.addr),
         date: yyyymmdd(date),
         targets,
@@ -832,6 +930,32 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             .await
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The batch results: each water company reads its DKR and writes the withheld bills off
+    // (AcctDate = BatchDate) before it cuts its day's files.
+    let batch_deadline = Instant::now() + Duration::from_secs(60);
+    for (n, f) in demo_partners.fixedlen.iter().enumerate() {
+        let Some(t) = driver.targets.get(n + 1) else {
+            continue;
+        };
+        if f.withhold_customers == 0 {
+            continue;
+        }
+        loop {
+            match t.sim.read_withholding_result(date, &sftp.join(&f.instance)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() < batch_deadline => {
+                    tracing::debug!(instance = %f.instance, error = %e, "Batch result not there yet.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(DemoError::Setup(format!(
+                        "{}: batch result: {e}",
+                        f.instance
+                    )))
+                }
+            }
+        }
     }
     let next_day = date
         .checked_add_days(Days::new(1))
@@ -934,6 +1058,17 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             unexplained: run.result.differences.len() - explained + next.result.differences.len(),
             settlement_fen: run.settlement.amount_fen,
             settlement_state: run.settlement.state.clone(),
+            agreements_signed: agreements_signed
+                .get(link.adapter.instance())
+                .copied()
+                .unwrap_or(0),
+            withheld: sqlx::query_scalar(
+                "SELECT COUNT(*) FROM batch_lines WHERE instance = ? AND result = '000'",
+            )
+            .bind(link.adapter.instance())
+            .fetch_one(hub.engine.journal().pool())
+            .await
+            .map_err(crate::journal::JournalError::from)?,
             next_day_carried_matched: carried_matched,
             next_day_settlement_fen: next.settlement.amount_fen,
             report_html: run.html.display().to_string(),
@@ -1060,6 +1195,12 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
             "    成功 succeeded {}  已冲正 reversed {}  失败 failed {}  未决 in doubt {}",
             p.payments_succeeded, p.payments_reversed, p.payments_failed, p.payments_in_doubt
         );
+        if p.agreements_signed > 0 || p.withheld > 0 {
+            println!(
+                "    代扣签约 agreements signed {}  批量代扣成功 withheld {}",
+                p.agreements_signed, p.withheld
+            );
+        }
         println!(
             "    对平 matched {}  待次日核心文件 awaiting core {}",
             p.matched, p.awaiting_core
@@ -1097,4 +1238,23 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
         summary.ledger_balanced
     );
     println!("  summary: {}", path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_id_numbers_carry_the_gb_11643_check_digit() {
+        // The worked example of spec 02's 201: 431227199003150016.
+        assert_eq!(resident_id(1), "431227199003150016");
+        for n in 0..50 {
+            let id = resident_id(n);
+            let today = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap_or_default();
+            assert!(
+                adapters::medical::IdNumber::parse(&id, today).is_ok(),
+                "{id}"
+            );
+        }
+    }
 }

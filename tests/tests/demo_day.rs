@@ -45,6 +45,13 @@ async fn a_business_day_reconciles_every_partner_with_nothing_unexplained() {
             "{payee} {instance}: no payment succeeded"
         );
         assert_eq!(row.unexplained, 0, "{payee} {instance}: {row:?}");
+        if *payee == "WATER" {
+            // deploy/demo/partners.toml: 6 agreements per water company, signed the day before
+            // from the counter; all 6 customers owe, so the day's batch debits 6.
+            assert_eq!(row.agreements_signed, 6, "{instance}");
+            assert_eq!(row.withheld, 6, "{instance}");
+            assert!(row.matched as i64 >= row.payments_succeeded - row.awaiting_core as i64 + 6);
+        }
         assert_eq!(row.business_date, "20261202");
         assert!(
             out.path().join("reports").exists() && std::path::Path::new(&row.report_html).exists(),

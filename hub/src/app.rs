@@ -113,8 +113,8 @@ pub async fn partner_links(
             settlement_account: c.settlement_account.clone(),
         });
     }
-    // Fixed-length partners defined by a profile (county water built in; others, such as a gas
-    // company, from a profile file): no partner-specific code here.
+    // Fixed-length partners defined by a profile (county water built in; any other of that shape
+    // from a profile file): no partner-specific code here.
     for c in &config.fixedlen {
         let adapter = adapters::fixedlen::FixedLenAdapter::from_config(c.clone())?;
         links.push(PartnerLink {

@@ -16,6 +16,14 @@ use crate::state::{NextAction, PaymentState};
 
 /// Migrations, in order. A small embedded runner instead of `sqlx::migrate!` keeps sqlx's
 /// proc-macro crates out of the build; the table records what ran.
+/// The columns of `payments` a [`PaymentRow`] is read from, named: a `SELECT *` prepared before a
+/// migration added a column would be re-prepared by SQLite with more columns than sqlx expects.
+macro_rules! payment_columns {
+    () => {
+        "hub_serial, channel, channel_date, channel_serial, request_hash, payee, instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no, teller_no, tx_date, tx_time, state, next_action, attempts, next_attempt_at, core_seq_no, core_date, reversal_seq_no, reversal_tran_date, reversal_core_seq_no, reversal_core_date, reversal_reason, partner_reversal_serial, partner_reversal_date, partner_serial, acct_date, prepaid_fen, last_error, first_answer, created_at, updated_at, fields"
+    };
+}
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_journal.sql")),
     (2, include_str!("../migrations/0002_keys.sql")),
@@ -444,10 +452,14 @@ impl Journal {
     }
 
     pub async fn get(&self, serial: &str) -> Result<Option<PaymentRow>, JournalError> {
-        let row = sqlx::query("SELECT * FROM payments WHERE hub_serial = ?")
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE hub_serial = ?"
+        ))
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| map_row(&r)).transpose()
     }
 
@@ -457,9 +469,11 @@ impl Journal {
         channel_date: &str,
         channel_serial: &str,
     ) -> Result<Option<PaymentRow>, JournalError> {
-        let row = sqlx::query(
-            "SELECT * FROM payments WHERE channel = ? AND channel_date = ? AND channel_serial = ?",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE channel = ? AND channel_date = ? AND channel_serial = ?"
+        ))
         .bind(channel)
         .bind(channel_date)
         .bind(channel_serial)
@@ -474,11 +488,13 @@ impl Journal {
         now: NaiveDateTime,
         limit: i64,
     ) -> Result<Vec<PaymentRow>, JournalError> {
-        let rows = sqlx::query(
-            "SELECT * FROM payments WHERE next_action <> 'NONE'
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE next_action <> 'NONE'
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-             ORDER BY next_attempt_at LIMIT ?",
-        )
+             ORDER BY next_attempt_at LIMIT ?"
+        ))
         .bind(ts(now))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -490,7 +506,7 @@ impl Journal {
     /// ACCEPTED (8002 maybe sent) and CORE_DEBITED (1002 maybe sent) with no pending action.
     pub async fn interrupted(&self) -> Result<Vec<PaymentRow>, JournalError> {
         let rows = sqlx::query(
-            "SELECT * FROM payments WHERE next_action = 'NONE' AND state IN ('ACCEPTED', 'CORE_DEBITED', 'REVERSAL_REQUESTED', 'CANCEL_REQUESTED')",
+            concat!("SELECT ", payment_columns!(), " FROM payments WHERE next_action = 'NONE' AND state IN ('ACCEPTED', 'CORE_DEBITED', 'REVERSAL_REQUESTED', 'CANCEL_REQUESTED')"),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -517,11 +533,13 @@ impl Journal {
         business_date: NaiveDate,
     ) -> Result<Vec<PaymentRow>, JournalError> {
         let day = yyyymmdd(business_date);
-        let rows = sqlx::query(
-            "SELECT * FROM payments WHERE payee = ? AND instance = ?
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE payee = ? AND instance = ?
                AND (acct_date = ? OR tx_date = ? OR core_date = ? OR reversal_core_date = ?)
-             ORDER BY hub_serial",
-        )
+             ORDER BY hub_serial"
+        ))
         .bind(payee)
         .bind(instance)
         .bind(&day)

@@ -494,3 +494,59 @@ async fn a_hold_left_by_an_ended_payment_is_released_from_the_journal() {
         .expect("released and held again");
     assert_eq!(held.bank_serial.as_deref(), Some("S11"));
 }
+
+/// Spec 09 "Authentication", the two checks the other test leaves: a bad signature or nonce form
+/// is 1001, a nonce seen within 15 minutes is 1004 (the exact request replayed), and neither
+/// changes anything.
+#[tokio::test]
+async fn bad_signatures_and_replayed_nonces_are_refused_unsigned() {
+    let w = world().await;
+    let body = serde_json::json!({"bureauCode":"430600","orderNo":"YC1"}).to_string();
+    let forged = w
+        .sim
+        .send("/tobacco/v1/orders/query", body.as_bytes(), |h| {
+            if let Some(sig) = h.iter_mut().find(|(n, _)| n == "X-YC-Signature") {
+                // A DER-shaped signature of someone else's.
+                sig.1 = "MEUCIQDm2yYqXl1rBXsGQd2c4rOZyYgXkV1h5nB0q2t3Yp0PBgIgY8kQ8u7M0p2sZ3Q9y3z4e1jv0c2P5y0pX3z1Zb6fQ1c=".into();
+            }
+        })
+        .await
+        .expect("send");
+    assert_eq!((forged.status, code(&forged.body)), (401, "1001"));
+    assert!(!forged.signed_ok);
+    let upper_nonce = w
+        .sim
+        .send("/tobacco/v1/orders/query", body.as_bytes(), |h| {
+            if let Some(nonce) = h.iter_mut().find(|(n, _)| n == "X-YC-Nonce") {
+                nonce.1 = nonce.1.to_uppercase();
+            }
+        })
+        .await
+        .expect("send");
+    assert_eq!((upper_nonce.status, code(&upper_nonce.body)), (401, "1001"));
+
+    // The same signed request twice: the first is answered (3001, no such order), the replay 1004.
+    let saved = std::sync::Mutex::new(Vec::new());
+    let first = w
+        .sim
+        .send("/tobacco/v1/orders/query", body.as_bytes(), |h| {
+            if let Ok(mut s) = saved.lock() {
+                *s = h.clone();
+            }
+        })
+        .await
+        .expect("send");
+    assert_eq!((first.status, code(&first.body)), (200, "3001"));
+    assert!(first.signed_ok);
+    let replay = w
+        .sim
+        .send("/tobacco/v1/orders/query", body.as_bytes(), |h| {
+            if let Ok(s) = saved.lock() {
+                *h = s.clone();
+            }
+        })
+        .await
+        .expect("send");
+    assert_eq!((replay.status, code(&replay.body)), (401, "1004"));
+    assert!(!replay.signed_ok);
+}

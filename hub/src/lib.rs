@@ -34,6 +34,7 @@ pub mod engine;
 pub mod errors;
 pub mod journal;
 pub mod keys;
+pub mod medical_desk;
 pub mod recon_job;
 pub mod simulate;
 pub mod state;

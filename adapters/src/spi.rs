@@ -398,6 +398,9 @@ pub trait BillPartner: Send + Sync {
     fn resend_reversal_with_new_serial(&self) -> bool {
         false
     }
+    /// Stops what the partner keeps running (cable TV: its long link); the hub calls it when
+    /// it stops.
+    fn stop(&self) {}
 }
 
 /// Masks personal data for logs: the one rule of [`codecs::mask::mask_account`].

@@ -27,6 +27,9 @@ pub struct HubConfig {
     /// `[tobacco]`: 岳阳烟草 (spec 09), absent when the bank does not collect for the bureau.
     #[serde(default)]
     pub tobacco: Option<TobaccoConfig>,
+    /// `[[cabletv]]`: 攸县有线电视 (spec 04), one long link per BankCode.
+    #[serde(default)]
+    pub cabletv: Vec<adapters::cabletv::CableTvConfig>,
 }
 
 /// `[tobacco]`: the bureau's orders are kept and paid in the hub; payments are notified to it.
@@ -166,6 +169,11 @@ mod tests {
             assert_eq!(config.chendian.len(), 1);
             assert_eq!(config.core.answer_timeout_ms, 10_000);
             assert_eq!(config.chendian[0].answer_timeout_ms, 15_000);
+            assert_eq!(config.cabletv.len(), 1);
+            assert_eq!(config.cabletv[0].bank_code, "YX0001");
+            assert_eq!(config.cabletv[0].money_timeout_ms, 15_000);
+            assert!(config.cabletv[0].validate().is_ok());
+            assert!(!format!("{config:?}").contains("0102030405060708"));
             // the key never shows in Debug output
             assert!(!format!("{config:?}").contains("0123456789abcdef"));
         }

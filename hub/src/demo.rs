@@ -927,6 +927,7 @@ fn demo_config(
         fixedlen: Vec::new(),
         keys: Default::default(),
         tobacco: None,
+        cabletv: Vec::new(),
     })
 }
 

@@ -489,7 +489,7 @@ pub async fn run_all(
     let core = crate::core_client::CoreClient::new(config.core.clone(), clock.clone());
     let key_store =
         crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
-    let links = crate::app::partner_links(config, Some(&key_store))
+    let links = crate::app::partner_links(config, Some(&key_store), &clock, &journal)
         .await
         .map_err(|e| e.to_string())?;
     let engine = Engine::new(journal, core, links, clock, config.engine.clone());

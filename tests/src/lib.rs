@@ -323,6 +323,7 @@ impl Env {
             fixedlen: Vec::new(),
             keys: Default::default(),
             tobacco: None,
+            cabletv: Vec::new(),
         }
     }
 

@@ -618,6 +618,10 @@ impl BillPartner for CablePartner {
         false
     }
 
+    fn stop(&self) {
+        self.tv.shutdown();
+    }
+
     fn accepts_cancel_at(&self, time: NaiveTime) -> bool {
         let cutoff = NaiveTime::from_hms_opt(CANCEL_CUTOFF.0, CANCEL_CUTOFF.1, CANCEL_CUTOFF.2)
             .unwrap_or(NaiveTime::MIN);

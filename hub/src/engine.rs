@@ -1248,10 +1248,13 @@ impl Engine {
         let ctx = self.context(row, serial, date);
         let outcome = link.adapter.cancel(&ctx, &Self::original(row)).await;
         let now = self.clock.now();
+        // A definite refusal spends the cancel's serial: a later cancel of the same payment is a
+        // new request (cable TV answers a repeated serial with its first answer).
         let back_to_succeeded = |error: String, note: &str| Change {
             state: Some(PaymentState::Succeeded),
             next_action: Some(NextAction::None),
             next_attempt_at: Some(None),
+            clear_partner_reversal_serial: true,
             last_error: Some(error),
             note: note.to_string(),
             ..Change::default()

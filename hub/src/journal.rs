@@ -196,23 +196,37 @@ impl Journal {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| JournalError::Open {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
-        let journal = Journal { pool };
-        journal.migrate().await?;
+        let connect = || async {
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await
+                .map_err(|e| JournalError::Open {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })
+        };
+        let journal = Journal {
+            pool: connect().await?,
+        };
+        if journal.migrate().await? {
+            // A connection opened while the migrations ran may keep the old schema until its
+            // next read; sqlx then caches a `SELECT *` with the old column count and panics on
+            // the first row. Fresh connections see only the migrated schema.
+            journal.pool.close().await;
+            return Ok(Journal {
+                pool: connect().await?,
+            });
+        }
         Ok(journal)
     }
 
-    async fn migrate(&self) -> Result<(), JournalError> {
+    /// Runs the migrations not yet run; true when any ran.
+    async fn migrate(&self) -> Result<bool, JournalError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
             .execute(&self.pool)
             .await?;
+        let mut ran = false;
         for (version, sql) in MIGRATIONS {
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
@@ -229,8 +243,9 @@ impl Journal {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            ran = true;
         }
-        Ok(())
+        Ok(ran)
     }
 
     pub fn pool(&self) -> &SqlitePool {

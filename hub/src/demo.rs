@@ -1,6 +1,7 @@
 //! `hub demo`: one business day of bill payments against the core and the partners' simulators
 //! (郴电国际 power, and the profile-driven fixed-length partners of `deploy/demo/partners.toml`:
-//! four county water companies and a partner onboarded by configuration alone), on a compressed
+//! four county water companies and a partner onboarded by configuration alone; 攸县 cable TV on
+//! its long link), on a compressed
 //! clock shared by the hub and the simulators, through the core's 23:00 date switch and the
 //! partners' day-ends; then the daily files, T+1 reconciliation, the reports, settlement and
 //! `summary.json`.
@@ -39,6 +40,33 @@ const ANSWER_TIMEOUT_MS: u64 = 600;
 const LATE_BY: Duration = Duration::from_millis(1_500);
 /// Payments in flight at once.
 const CONCURRENCY: usize = 16;
+const CABLE_BANK_CODE: &str = "YX0001";
+/// The spec's worked-example key (00 01 .. 1F).
+const CABLE_KEY: [u8; 32] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31,
+];
+const CABLE_SUSPENSE: &str = "9004100000000001";
+const CABLE_SETTLEMENT: &str = "9004200000000001";
+/// Cable TV's weight in the day's traffic.
+const CABLE_SHARE: u32 = 15;
+
+fn cable_config(port: u16) -> adapters::cabletv::CableTvConfig {
+    adapters::cabletv::CableTvConfig {
+        bank_code: CABLE_BANK_CODE.into(),
+        host: "127.0.0.1".into(),
+        port,
+        mac_key_hex: hex::encode_upper(CABLE_KEY),
+        suspense_account: CABLE_SUSPENSE.into(),
+        settlement_account: CABLE_SETTLEMENT.into(),
+        connect_timeout_ms: 1_000,
+        money_timeout_ms: ANSWER_TIMEOUT_MS,
+        other_timeout_ms: ANSWER_TIMEOUT_MS,
+        heartbeat_idle_ms: 30_000,
+        receive_idle_ms: 90_000,
+        backoff_ms: vec![100, 200, 400, 800],
+    }
+}
 
 /// The fixed-length partners of the day (configuration, not code).
 const DEMO_PARTNERS_TOML: &str = include_str!("../../deploy/demo/partners.toml");
@@ -144,9 +172,13 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// The final hub state the scenario must end in.
-    fn expected_state(self) -> &'static str {
+    /// The final hub state the scenario must end in. A partner that checks the customer before
+    /// the debit (cable TV: a fresh 2001) refuses a stale or unknown one with nothing debited.
+    fn expected_state(self, checks_before_debit: bool) -> &'static str {
         match self {
+            Scenario::StaleArrears | Scenario::UnknownCustomer if checks_before_debit => {
+                "CORE_FAILED"
+            }
             Scenario::Normal
             | Scenario::Prepay
             | Scenario::Duplicate
@@ -313,7 +345,9 @@ fn plan(
                 .unwrap_or(0)
         };
         // A fixed-length partner's pay trade takes exactly the total shown: no overpayment.
-        let scenario = if scenario == Scenario::Prepay && targets[target].fixed {
+        let scenario = if scenario == Scenario::Prepay && targets[target].fixed
+            || targets[target].skip.contains(&scenario)
+        {
             Scenario::Normal
         } else {
             scenario
@@ -393,6 +427,10 @@ struct Target {
     fixed: bool,
     /// The partner takes payments with nothing due (pure prepayments).
     prepay: bool,
+    /// Scenarios this partner cannot meet (planned as normal payments instead).
+    skip: &'static [Scenario],
+    /// The partner checks the customer before the debit (see [`Scenario::expected_state`]).
+    checks_before_debit: bool,
 }
 
 struct Driver {
@@ -528,6 +566,44 @@ impl Driver {
     }
 }
 
+/// Waits (bounded) until a cable TV query goes through: the link is signed in; then a moment
+/// for the 6001 download that follows the sign-in.
+async fn wait_for_cable(driver: &Driver) -> Result<(), DemoError> {
+    let Some(target) = driver
+        .targets
+        .iter()
+        .find(|t| t.payee == adapters::cabletv::PAYEE)
+    else {
+        return Ok(());
+    };
+    let customer = target.sim.payable_customers().into_iter().next();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = json!({
+            "payee": target.payee, "instance": target.instance, "customer_no": customer,
+            "channel": "02", "branch_no": "000101", "teller_no": "T00000",
+        });
+        let answer: serde_json::Value = driver
+            .http
+            .post(format!("{}/api/v1/bills/query", driver.base))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if answer["status"] == "OK" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(DemoError::Setup(format!(
+                "cable TV link not signed in: {answer}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs the demo and writes `summary.json`.
 pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let date = options.date.unwrap_or_else(|| SystemClock.today());
@@ -566,9 +642,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         payee: "CDGJ".into(),
         instance: BANK_CODE.into(),
         sim: Arc::from(power),
-        share: 100u32.saturating_sub(fixed_share).max(1),
+        share: 100u32.saturating_sub(fixed_share + CABLE_SHARE).max(1),
         fixed: false,
         prepay: true,
+        skip: &[],
+        checks_before_debit: false,
     }];
     let mut fixed_configs = Vec::new();
     for (n, f) in demo_partners.fixedlen.iter().enumerate() {
@@ -594,9 +672,35 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             share: f.share,
             fixed: true,
             prepay: adapters::spi::BillPartner::accepts_prepayment(&adapter),
+            skip: &[],
+            checks_before_debit: false,
         });
         fixed_configs.push(config);
     }
+    // 攸县 cable TV on its long link: pays name a package and months, which the channel takes
+    // from the arrears it was shown.
+    let cable = fixtures::cabletv_sim::start(
+        fixtures::cabletv_sim::demo_config(CABLE_KEY.to_vec(), date, customers_per_partner),
+        clock.clone(),
+    )
+    .await?;
+    let cable_port = cable.addr.port();
+    targets.push(Target {
+        payee: adapters::cabletv::PAYEE.into(),
+        instance: CABLE_BANK_CODE.into(),
+        sim: Arc::new(fixtures::cabletv_sim::CableBillSim::new(cable)),
+        share: CABLE_SHARE,
+        fixed: false,
+        prepay: false,
+        // A pay is whole months of a package (no overpayment, no amount for an unknown
+        // subscriber), and a dropped link would hit every payment in flight on it.
+        skip: &[
+            Scenario::Prepay,
+            Scenario::UnknownCustomer,
+            Scenario::PartnerCloseMidFrame,
+        ],
+        checks_before_debit: true,
+    });
 
     // Core: the bank's customers and the internal accounts of every partner.
     let mut accounts = customer_accounts(&mut rng, 900);
@@ -607,6 +711,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         accounts.push(internal(&c.suspense_account, "代收业务过渡户"));
         accounts.push(internal(&c.settlement_account, "收费单位结算户"));
     }
+    accounts.push(internal(CABLE_SUSPENSE, "代收收视费过渡户"));
+    accounts.push(internal(CABLE_SETTLEMENT, "有线电视结算户"));
     let core = core_sim::start(
         CoreSimConfig {
             accounts,
@@ -619,6 +725,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
 
     let mut config = demo_config(&out, core.addr.port(), targets[0].sim.addr().port())?;
     config.fixedlen = fixed_configs;
+    config.cabletv = vec![cable_config(cable_port)];
     let hub = crate::app::start(&config, clock.clone()).await?;
     let driver = Arc::new(Driver {
         http: reqwest::Client::builder()
@@ -629,6 +736,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         targets,
         core: core.clone(),
     });
+
+    // The cable TV link signs in and downloads its prices before the first channel arrives.
+    wait_for_cable(&driver).await?;
 
     // The day: 08:00 to 23:20, so that the last payments fall after the core's 23:00 switch
     // (CoreDate D+1) but before the power company's 23:30 day-end (AcctDate D).
@@ -848,10 +958,14 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             .await?
             .map(|r| r.state.as_str())
             .unwrap_or("MISSING");
-        if state != p.scenario.expected_state() {
+        let checks = driver
+            .targets
+            .get(p.target)
+            .is_some_and(|t| t.checks_before_debit);
+        if state != p.scenario.expected_state(checks) {
             scenario_mismatches.push(format!(
                 "{serial} {name}: {state}, expected {}",
-                p.scenario.expected_state()
+                p.scenario.expected_state(checks)
             ));
         }
     }

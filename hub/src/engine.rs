@@ -1220,6 +1220,18 @@ impl Engine {
             self.apply(row, change).await?;
             return Ok(Step::Stop);
         }
+        if let Some(wait) = link.adapter.reversal_retry_after(row.attempts) {
+            tracing::warn!(hub_serial = %row.hub_serial, attempt = row.attempts + 1, error = %error, "Reversal got no answer; re-sending on the partner's schedule.");
+            let change = Change {
+                next_attempt_at: Some(Some(self.clock.now() + wait)),
+                bump_attempts: true,
+                last_error: Some(error),
+                note: format!("{} retry {}", row.next_action.as_str(), row.attempts + 1),
+                ..Change::default()
+            };
+            self.apply(row, change).await?;
+            return Ok(Step::Stop);
+        }
         self.reschedule(row, error).await
     }
 

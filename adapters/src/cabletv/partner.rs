@@ -622,6 +622,10 @@ impl BillPartner for CablePartner {
         self.tv.shutdown();
     }
 
+    fn reversal_retry_after(&self, attempts: i64) -> Option<chrono::Duration> {
+        Some(cancel_retry_after(attempts))
+    }
+
     fn accepts_cancel_at(&self, time: NaiveTime) -> bool {
         let cutoff = NaiveTime::from_hms_opt(CANCEL_CUTOFF.0, CANCEL_CUTOFF.1, CANCEL_CUTOFF.2)
             .unwrap_or(NaiveTime::MIN);
@@ -635,6 +639,12 @@ impl BillPartner for CablePartner {
             .await;
         channel_cancel_outcome(outcome)
     }
+}
+
+/// The wait before re-sending a 3001 that got no answer: 5 s doubling to 5 min (spec 04).
+pub fn cancel_retry_after(attempts: i64) -> chrono::Duration {
+    let shift = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
+    chrono::Duration::seconds((5i64 << shift).min(300))
 }
 
 /// What a refusal code of 2001 / 2002 means for the channel (03 has no common meaning).
@@ -946,6 +956,16 @@ mod tests {
         assert_eq!(refusal_reason_of("05"), Some(RefusalReason::AmountMismatch));
         assert_eq!(refusal_reason_of("03"), None);
         assert_eq!(PURPOSE, "YXCATV");
+    }
+
+    #[test]
+    fn a_3001_is_re_sent_after_5_s_doubling_to_5_minutes() {
+        let secs: Vec<i64> = (0..9)
+            .map(|a| cancel_retry_after(a).num_seconds())
+            .collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(cancel_retry_after(-1).num_seconds(), 5);
+        assert_eq!(cancel_retry_after(i64::MAX).num_seconds(), 300);
     }
 
     #[test]

@@ -52,14 +52,21 @@ fn cable_config(port: u16) -> CableTvConfig {
 /// The shared Env's hub, restarted with a `[[cabletv]]` pointing at a cable TV simulator, and
 /// signed in with the prices downloaded.
 async fn cable_env() -> (Env, CableSimHandle) {
-    let mut env = Env::start().await;
+    cable_env_with(EnvOptions::default(), cable_config).await
+}
+
+async fn cable_env_with(
+    options: EnvOptions,
+    config_of: fn(u16) -> CableTvConfig,
+) -> (Env, CableSimHandle) {
+    let mut env = Env::start_with(options).await;
     env.stop_hub().await;
     let key: Vec<u8> = (0u8..32).collect();
     let sim = cabletv_sim::start(cabletv_sim::sample_config(key, 2026), env.clock.clone())
         .await
         .expect("cable TV simulator");
     let mut config = env.hub_config();
-    config.cabletv = vec![cable_config(sim.addr.port())];
+    config.cabletv = vec![config_of(sim.addr.port())];
     env.start_hub_with_config(config).await;
     wait_for_link(&env).await;
     (env, sim)
@@ -740,4 +747,130 @@ async fn a_day_with_cable_payments_reconciles_at_t_plus_1_with_no_difference() {
     for serial in [&s1, &s2] {
         assert!(text.contains(serial.as_str()), "{serial} in {text}");
     }
+}
+
+/// Heartbeats every 100 ms of sending silence, so the cable company's state reaches the hub
+/// at once whatever the test's clock does.
+fn chatty_config(port: u16) -> CableTvConfig {
+    CableTvConfig {
+        heartbeat_idle_ms: 100,
+        ..cable_config(port)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_year_end_stops_channel_money_from_22_55_until_the_new_year_prices_are_in() {
+    let dec31 = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).expect("date");
+    let jan1 = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).expect("date");
+    let options = EnvOptions {
+        start: at(dec31, 22, 50, 0),
+        ..EnvOptions::default()
+    };
+    let (env, sim) = cable_env_with(options, chatty_config).await;
+    let mut payer = PAYER_A_OPENING_FEN;
+    let mut suspense = 0;
+
+    // 22:50: an ordinary payment of 张三's 202612.
+    let one = Pay {
+        serial: "CY0001",
+        customer_no: ZHANG,
+        package: "JB0001",
+        months: 1,
+        amount_fen: JB_FEN,
+        payer: PAYER_A,
+    };
+    let (paid, s1) = pay_ok(&env, &one).await;
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    payer -= JB_FEN;
+    suspense += JB_FEN;
+
+    // 22:54:50: a pay in doubt whose first 3001 gets no answer either; its re-send falls in
+    // the window, where a 3001 would answer 40: the hub asks 4001 instead, which says paid.
+    env.clock.advance_to(at(dec31, 22, 54, 50));
+    let customer = extra(31);
+    arm(&sim, "2002", &customer, CableFault::Silent);
+    arm(&sim, "3001", &customer, CableFault::Swallow);
+    let (doubt, s2) = pay_ok(
+        &env,
+        &Pay {
+            serial: "CY0002",
+            customer_no: &customer,
+            ..one
+        },
+    )
+    .await;
+    assert_eq!(doubt["status"], "IN_DOUBT", "{doubt}");
+    env.wait_until(&s2, chrono::Duration::zero(), "a first 3001", |row| {
+        row.attempts >= 1 && row.next_action == NextAction::PartnerReversal
+    })
+    .await;
+    env.clock.advance_to(at(dec31, 22, 55, 30));
+    let row = env.wait_state(&s2, PaymentState::Succeeded).await;
+    assert_eq!(row.reversal_core_seq_no, None);
+    assert!(sim_payment(&sim, &s2).is_some_and(|p| p.cancelled_on.is_none()));
+    payer -= JB_FEN;
+    suspense += JB_FEN;
+    assert_money(&env, PAYER_A, payer, suspense);
+
+    // From 22:55:00 (hub clock): no pay, no cancel; nothing is journaled or debited.
+    let count = env.payment_count().await;
+    let li_four = 3 * 1_100 + 1_200; // GQ0002 202610–202612 at 2026's price, 202701 at 2027's
+    fn li(serial: &str) -> Pay<'_> {
+        Pay {
+            serial,
+            customer_no: LI,
+            package: "GQ0002",
+            months: 4,
+            amount_fen: 3 * 1_100 + 1_200,
+            payer: PAYER_A,
+        }
+    }
+    let (status, stopped) = pay(&env, &li("CY0003")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{stopped}");
+    assert_eq!(stopped["code"], "PARTNER_DAY_END", "{stopped}");
+    let (status, no_cancel) = cancel(&env, "CY0001").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{no_cancel}");
+    assert_eq!(no_cancel["code"], "CANCEL_TOO_LATE", "{no_cancel}");
+    assert_eq!(env.row(&s1).await.state, PaymentState::Succeeded);
+
+    // After midnight, while the cable company still closes 2026: still stopped.
+    env.clock.advance_to(at(jan1, 0, 10, 0));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, stopped) = pay(&env, &li("CY0004")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{stopped}");
+    assert_eq!(env.payment_count().await, count);
+    assert_money(&env, PAYER_A, payer, suspense);
+
+    // 00:31: the carry-over is done; a 0000 shows 2027 and ServiceState 0, the new prices are
+    // downloaded, and pays resume: four GQ0002 months for 4500 fen.
+    env.clock.advance_to(at(jan1, 0, 31, 0));
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    let mut attempt = 5;
+    let (answer, s5) = loop {
+        let serial = format!("CY{attempt:04}");
+        let (status, answer) = pay(&env, &li(&serial)).await;
+        if status == StatusCode::OK {
+            let hub_serial = answer["hub_serial"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            break (answer, hub_serial);
+        }
+        assert_eq!(answer["code"], "PARTNER_DAY_END", "{answer}");
+        assert!(std::time::Instant::now() < deadline, "pays never resumed");
+        attempt += 1;
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
+    assert_eq!(answer["status"], "SUCCEEDED", "{answer}");
+    assert_eq!(answer["acct_date"], "20270101");
+    payer -= li_four;
+    suspense += li_four;
+    assert_money(&env, PAYER_A, payer, suspense);
+    let record = sim_payment(&sim, &s5).expect("paid");
+    assert_eq!(record.paid_from.number(), 202_610);
+    assert_eq!(record.paid_through.number(), 202_701);
+    assert!(
+        sim.param_version() > 2_026_010_101,
+        "the carry-over bumped the version"
+    );
 }

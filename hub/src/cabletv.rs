@@ -83,7 +83,7 @@ async fn year_check(tv: CableTv, journal: Journal, instance: String, clock: Shar
             continue;
         }
         match check_year(&tv, &journal, &instance, closed).await {
-            Ok(()) => done_for = Some(closed),
+            Ok(_) => done_for = Some(closed),
             Err(e) => {
                 tracing::warn!(year = closed, error = %e, "Cable TV 5003 not done; retrying.")
             }
@@ -91,13 +91,14 @@ async fn year_check(tv: CableTv, journal: Journal, instance: String, clock: Shar
     }
 }
 
-/// One 5003 for `year`; `Ok` when the cable company answered (equal or not).
+/// One 5003 for `year`: `Ok(true)` when the totals agree, `Ok(false)` when they differ (the
+/// operator alert is raised), `Err` when the cable company gave no totals (31: not yet).
 pub async fn check_year(
     tv: &CableTv,
     journal: &Journal,
     instance: &str,
     year: i32,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let (Some(first), Some(last)) = (
         NaiveDate::from_ymd_opt(year, 1, 1),
         NaiveDate::from_ymd_opt(year, 12, 31),
@@ -111,7 +112,7 @@ pub async fn check_year(
         .map_err(|e| e.to_string())?;
     if totals.equal {
         tracing::info!(year, count, "Cable TV year totals agree (5003).");
-        return Ok(());
+        return Ok(true);
     }
     let mut months = Vec::new();
     for month in 1..=12 {
@@ -144,5 +145,5 @@ pub async fn check_year(
         months = %months.join("; "),
         "有线电视年度对账不平（5003），请运维人员核查。"
     );
-    Ok(())
+    Ok(false)
 }

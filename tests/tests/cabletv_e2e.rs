@@ -873,4 +873,33 @@ async fn the_year_end_stops_channel_money_from_22_55_until_the_new_year_prices_a
         sim.param_version() > 2_026_010_101,
         "the carry-over bumped the version"
     );
+
+    // 5003 for the closed year with the journal's standing 2026 payments: 张三's and the one
+    // settled by 4001, 2 × 2600 fen, as the cable company holds them.
+    let key: Vec<u8> = (0u8..32).collect();
+    let tv = adapters::cabletv::CableTv::start(
+        sim.addr.to_string(),
+        INSTANCE.into(),
+        key,
+        cable_config(sim.addr.port()).link_settings(),
+        env.clock.clone(),
+    );
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while !tv.signed_in() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second link never signed in"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    let agreed = hub::cabletv::check_year(&tv, &env.journal, INSTANCE, 2026).await;
+    assert_eq!(agreed, Ok(true));
+    let cable_2026: i64 = sim
+        .payments()
+        .iter()
+        .filter(|p| p.acct_date.format("%Y").to_string() == "2026" && p.cancelled_on.is_none())
+        .map(|p| p.amount_fen)
+        .sum();
+    assert_eq!(cable_2026, 2 * JB_FEN);
+    tv.shutdown();
 }

@@ -209,7 +209,9 @@ impl Journal {
         let journal = Journal {
             pool: connect().await?,
         };
-        if journal.migrate().await? {
+        // An in-memory database lives only as long as its pool: keep that one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if journal.migrate().await? && !in_memory {
             // A connection opened while the migrations ran may keep the old schema until its
             // next read; sqlx then caches a `SELECT *` with the old column count and panics on
             // the first row. Fresh connections see only the migrated schema.
@@ -684,4 +686,44 @@ fn map_row(r: &sqlx::sqlite::SqliteRow) -> Result<PaymentRow, JournalError> {
         fields: parse_fields(&serial, r.try_get("fields")?)?,
         hub_serial: serial,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pooled connection of a freshly migrated journal reads whole rows: none keeps the
+    /// schema of before the migrations (sqlx then panicked on `SELECT *`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fresh_journal_reads_whole_rows_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        // Which connection is stale is chance: several fresh journals make a miss unlikely.
+        for n in 0..8 {
+            let url = format!("sqlite://{}", dir.path().join(format!("j{n}.db")).display());
+            let journal = Journal::open(&url).await.unwrap();
+            sqlx::query(
+            "INSERT INTO payments (hub_serial, channel, channel_date, channel_serial, request_hash,
+               payee, instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no,
+               teller_no, tx_date, tx_time, state, created_at, updated_at)
+             VALUES ('S1', '02', '20261203', 'C1', 'h', 'CATV', 'YX0001', 'YX2019000123',
+               '6230901000000000011', 2600, 2600, '000101', 'T00001', '20261203', '100000',
+               'SUCCEEDED', '2026-12-03 10:00:00', '2026-12-03 10:00:00')",
+        )
+        .execute(journal.pool())
+        .await
+        .unwrap();
+            let reads = (0..32).map(|_| {
+                let journal = journal.clone();
+                tokio::spawn(
+                    async move { journal.get("S1").await.map(|row| row.map(|r| r.fields)) },
+                )
+            });
+            for read in futures::future::join_all(reads).await {
+                assert!(
+                    matches!(&read, Ok(Ok(Some(fields))) if fields.is_empty()),
+                    "{read:?}"
+                );
+            }
+        }
+    }
 }

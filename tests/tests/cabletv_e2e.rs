@@ -703,27 +703,38 @@ async fn a_day_with_cable_payments_reconciles_at_t_plus_1_with_no_difference() {
     env.wait_state(&s4, PaymentState::Reversed).await;
     assert_eq!(env.row(&s3).await.state, PaymentState::Cancelled);
 
-    // T+1: the core's file by 01:00, the cable company's 5001/5002 ready from 01:00; 01:30 run.
+    // T+1: the core's file by 00:30; the cable company answers 5001 for D with 31 until 01:00,
+    // so a run at 00:30 fetches nothing and waits; the 01:30 run fetches the day.
     let next_day = business_date()
         .checked_add_days(Days::new(1))
         .expect("next day");
-    env.clock.advance_to(at(next_day, 1, 0, 0));
+    env.clock.advance_to(at(next_day, 0, 30, 0));
     env.core
         .write_daily_file(business_date(), &env.files_dir())
         .expect("core file");
-    env.clock.advance_to(at(next_day, 1, 30, 0));
-    let files = env.files_dir();
-    let reports = env.dir.path().join("reports");
-    let run = env
-        .on_hub(move |engine| async move {
+    let reconcile = || {
+        let files = env.files_dir();
+        let reports = env.dir.path().join("reports");
+        env.on_hub(move |engine| async move {
             let link = engine
                 .partner("CATV", INSTANCE)
                 .cloned()
                 .expect("cable TV configured");
             hub::recon_job::run(&engine, &link, business_date(), &files, &reports).await
         })
-        .await
-        .expect("reconciliation runs");
+    };
+    let early = reconcile().await;
+    assert!(
+        matches!(
+            early,
+            Err(hub::recon_job::ReconError::PartnerFileMissing(_))
+        ),
+        "31 before 01:00: {:?}",
+        early.map(|r| r.result.matched.len())
+    );
+    assert!(!env.files_dir().join("CATV_YX0001_20261203.txt").exists());
+    env.clock.advance_to(at(next_day, 1, 30, 0));
+    let run = reconcile().await.expect("reconciliation runs");
     assert!(
         run.result.differences.is_empty(),
         "differences: {:?}",

@@ -48,9 +48,41 @@ pub type StandingTotals = Arc<
         + Sync,
 >;
 
+/// The TxTime each 3001 went out with first, so that a re-send is the same frame (the cable
+/// company answers a repeat with other content 06). Forgotten once the 3001 has its answer; a
+/// restart forgets too, and the re-send then carries the restarted hub's time.
+#[derive(Default)]
+pub struct FrameTimes {
+    first: std::sync::Mutex<std::collections::HashMap<(NaiveDate, String), NaiveTime>>,
+}
+
+impl FrameTimes {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(NaiveDate, String), NaiveTime>> {
+        match self.first.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The time of the first send of this (TxDate, Serial), `now` if it is the first.
+    pub fn time_for(&self, tx_date: NaiveDate, serial: &str, now: NaiveTime) -> NaiveTime {
+        *self
+            .map()
+            .entry((tx_date, serial.to_string()))
+            .or_insert(now)
+    }
+
+    pub fn forget(&self, tx_date: NaiveDate, serial: &str) {
+        self.map().remove(&(tx_date, serial.to_string()));
+    }
+}
+
 /// One cable TV instance; owns the link, which stops when the partner is dropped.
 pub struct CablePartner {
     tv: CableTv,
+    cancel_times: FrameTimes,
     bank_code: String,
     standing: Option<StandingTotals>,
     /// How long [`BillPartner::fetch_daily`] waits for a signed-in link (a fresh `hub recon`).
@@ -357,6 +389,7 @@ impl CablePartner {
         );
         Ok(CablePartner {
             tv,
+            cancel_times: FrameTimes::default(),
             bank_code: config.bank_code.clone(),
             standing,
             sign_in_wait: Duration::from_millis(
@@ -365,6 +398,20 @@ impl CablePartner {
                     .saturating_add(config.other_timeout_ms),
             ),
         })
+    }
+
+    /// A 3001 under `caller`, its TxTime that of its first send until it has an answer.
+    async fn send_cancel(&self, mut caller: Caller, original: &OriginalRef) -> CancelOutcome {
+        caller.tx_time = self
+            .cancel_times
+            .time_for(caller.tx_date, &caller.serial, caller.tx_time);
+        let outcome = self.tv.cancel(&caller, &original_pay(original)).await;
+        let unanswered = matches!(outcome, CancelOutcome::Unknown { .. })
+            || matches!(&outcome, CancelOutcome::Refused(r) if r.code == "CATV_NOT_SENT");
+        if !unanswered {
+            self.cancel_times.forget(caller.tx_date, &caller.serial);
+        }
+        outcome
     }
 
     /// The link's operations (statistics, year totals) for the hub's own tasks.
@@ -490,10 +537,7 @@ impl BillPartner for CablePartner {
                 },
             };
         }
-        let outcome = self
-            .tv
-            .cancel(&hub_caller(ctx), &original_pay(original))
-            .await;
+        let outcome = self.send_cancel(hub_caller(ctx), original).await;
         timeout_cancel_outcome(outcome)
     }
 
@@ -633,10 +677,7 @@ impl BillPartner for CablePartner {
     }
 
     async fn cancel(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome {
-        let outcome = self
-            .tv
-            .cancel(&channel_caller(ctx), &original_pay(original))
-            .await;
+        let outcome = self.send_cancel(channel_caller(ctx), original).await;
         channel_cancel_outcome(outcome)
     }
 }
@@ -966,6 +1007,18 @@ mod tests {
         assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(cancel_retry_after(-1).num_seconds(), 5);
         assert_eq!(cancel_retry_after(i64::MAX).num_seconds(), 300);
+    }
+
+    #[test]
+    fn a_re_sent_3001_keeps_the_time_of_its_first_send_until_answered() {
+        let times = FrameTimes::default();
+        let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+        let t = |h, m, s| NaiveTime::from_hms_opt(h, m, s).unwrap();
+        assert_eq!(times.time_for(date, "B1", t(10, 0, 0)), t(10, 0, 0));
+        assert_eq!(times.time_for(date, "B1", t(10, 0, 15)), t(10, 0, 0));
+        assert_eq!(times.time_for(date, "B2", t(10, 0, 20)), t(10, 0, 20));
+        times.forget(date, "B1");
+        assert_eq!(times.time_for(date, "B1", t(10, 1, 0)), t(10, 1, 0));
     }
 
     #[test]

@@ -169,6 +169,8 @@ pub enum Scenario {
     CoreSystemError,
     CounterReversal,
     OmittedFromPartnerFile,
+    /// The customer cancels the payment the same day (撤销), where the partner has a cancel.
+    SameDayCancel,
 }
 
 impl Scenario {
@@ -186,6 +188,7 @@ impl Scenario {
             Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreSystemError => {
                 "CORE_FAILED"
             }
+            Scenario::SameDayCancel => "CANCELLED",
             _ => "REVERSED",
         }
     }
@@ -200,6 +203,8 @@ pub struct PartnerSummary {
     pub payments_reversed: i64,
     pub payments_failed: i64,
     pub payments_in_doubt: i64,
+    /// Cancelled the same day (撤销), money back.
+    pub payments_cancelled: i64,
     pub matched: usize,
     pub awaiting_core: usize,
     pub differences: BTreeMap<String, usize>,
@@ -328,6 +333,7 @@ fn plan(
             153..=172 => Scenario::CounterReversal,
             173..=174 => Scenario::OmittedFromPartnerFile,
             175..=224 => Scenario::Prepay,
+            225..=244 => Scenario::SameDayCancel,
             _ => Scenario::Normal,
         };
         let target = {
@@ -346,6 +352,7 @@ fn plan(
         };
         // A fixed-length partner's pay trade takes exactly the total shown: no overpayment.
         let scenario = if scenario == Scenario::Prepay && targets[target].fixed
+            || scenario == Scenario::SameDayCancel && !targets[target].cancel
             || targets[target].skip.contains(&scenario)
         {
             Scenario::Normal
@@ -431,6 +438,8 @@ struct Target {
     skip: &'static [Scenario],
     /// The partner checks the customer before the debit (see [`Scenario::expected_state`]).
     checks_before_debit: bool,
+    /// The partner has a same-day cancel (撤销) a channel may ask for.
+    cancel: bool,
 }
 
 struct Driver {
@@ -551,6 +560,20 @@ impl Driver {
                 .json()
                 .await?;
         }
+        if p.scenario == Scenario::SameDayCancel && answer.status == "SUCCEEDED" {
+            let url = format!(
+                "{}/api/v1/payments/{}/{}/{}/cancel",
+                self.base, p.channel, self.date, channel_serial
+            );
+            let _: serde_json::Value = self
+                .http
+                .post(url)
+                .json(&json!({"reason": "客户申请撤销", "authorized_by": ""}))
+                .send()
+                .await?
+                .json()
+                .await?;
+        }
         if p.scenario == Scenario::OmittedFromPartnerFile && answer.status == "SUCCEEDED" {
             if let Some(date) = codecs::clock::parse_yyyymmdd(&self.date) {
                 self.target(p)
@@ -647,6 +670,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         prepay: true,
         skip: &[],
         checks_before_debit: false,
+        cancel: false,
     }];
     let mut fixed_configs = Vec::new();
     for (n, f) in demo_partners.fixedlen.iter().enumerate() {
@@ -674,6 +698,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             prepay: adapters::spi::BillPartner::accepts_prepayment(&adapter),
             skip: &[],
             checks_before_debit: false,
+            cancel: false,
         });
         fixed_configs.push(config);
     }
@@ -700,6 +725,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             Scenario::PartnerCloseMidFrame,
         ],
         checks_before_debit: true,
+        cancel: true,
     });
 
     // Core: the bank's customers and the internal accounts of every partner.
@@ -926,7 +952,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
                 "PARTNER_UNKNOWN",
                 "PARTNER_FAILED",
                 "REVERSAL_REQUESTED",
+                "CANCEL_REQUESTED",
             ]),
+            payments_cancelled: count(&["CANCELLED"]),
             matched: run.result.matched.len(),
             awaiting_core: run.result.awaiting_core.len(),
             differences: counts,
@@ -1064,8 +1092,12 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
     for p in &summary.partners {
         println!("  {} {} 业务日期 {}", p.payee, p.instance, p.business_date);
         println!(
-            "    成功 succeeded {}  已冲正 reversed {}  失败 failed {}  未决 in doubt {}",
-            p.payments_succeeded, p.payments_reversed, p.payments_failed, p.payments_in_doubt
+            "    成功 succeeded {}  已冲正 reversed {}  已撤销 cancelled {}  失败 failed {}  未决 in doubt {}",
+            p.payments_succeeded,
+            p.payments_reversed,
+            p.payments_cancelled,
+            p.payments_failed,
+            p.payments_in_doubt
         );
         println!(
             "    对平 matched {}  待次日核心文件 awaiting core {}",

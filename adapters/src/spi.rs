@@ -419,11 +419,20 @@ pub trait BillPartner: Send + Sync {
     async fn cancel(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome {
         self.reverse(ctx, original).await
     }
+    /// The wait before re-sending a reversal or cancel that got no answer (`attempts` made so
+    /// far), when the spec fixes a schedule (cable TV: 5 s doubling to 5 min); `None` keeps the
+    /// engine's backoff.
+    fn reversal_retry_after(&self, _attempts: i64) -> Option<chrono::Duration> {
+        None
+    }
     /// Whether a reversal or cancel that got no answer is re-sent under a new serial (medical:
     /// a new reqSerial) rather than as the same frame (power, water, cable TV).
     fn resend_reversal_with_new_serial(&self) -> bool {
         false
     }
+    /// Stops what the partner keeps running (cable TV: its long link); the hub calls it when
+    /// it stops.
+    fn stop(&self) {}
 }
 
 /// Masks personal data for logs: the one rule of [`codecs::mask::mask_account`].

@@ -74,6 +74,10 @@ impl Hub {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Long-lived partner links (cable TV) close with the hub.
+        for link in self.engine.partners() {
+            link.adapter.stop();
+        }
     }
 
     /// Kills the tasks without letting them finish (tests of crash recovery).
@@ -94,6 +98,8 @@ pub fn chendian_link(bank_code: &str) -> String {
 pub async fn partner_links(
     config: &HubConfig,
     keys: Option<&crate::keys::KeyStore>,
+    clock: &SharedClock,
+    journal: &Journal,
 ) -> Result<Vec<PartnerLink>, StartError> {
     let mut links = Vec::new();
     for c in &config.chendian {
@@ -123,6 +129,10 @@ pub async fn partner_links(
             suspense_account: c.suspense_account.clone(),
             settlement_account: c.settlement_account.clone(),
         });
+    }
+    // Cable TV: the long link starts here and stops when the engine (its partner) is dropped.
+    for c in &config.cabletv {
+        links.push(crate::cabletv::link(c, clock.clone(), journal)?);
     }
     Ok(links)
 }
@@ -238,7 +248,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     let core = CoreClient::new(config.core.clone(), clock.clone());
     let key_store =
         crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
-    let mut links = partner_links(config, Some(&key_store)).await?;
+    let mut links = partner_links(config, Some(&key_store), &clock, &journal).await?;
     let tobacco = config
         .tobacco
         .as_ref()

@@ -31,6 +31,9 @@ pub struct HubConfig {
     /// (spec 02: every 10 minutes 06:00–12:00).
     #[serde(default)]
     pub withholding: Vec<crate::batch::schedule::WithholdingConfig>,
+    /// `[[cabletv]]`: 攸县有线电视 (spec 04), one long link per BankCode.
+    #[serde(default)]
+    pub cabletv: Vec<adapters::cabletv::CableTvConfig>,
 }
 
 /// `[tobacco]`: the bureau's orders are kept and paid in the hub; payments are notified to it.
@@ -170,6 +173,11 @@ mod tests {
             assert_eq!(config.chendian.len(), 1);
             assert_eq!(config.core.answer_timeout_ms, 10_000);
             assert_eq!(config.chendian[0].answer_timeout_ms, 15_000);
+            assert_eq!(config.cabletv.len(), 1);
+            assert_eq!(config.cabletv[0].bank_code, "YX0001");
+            assert_eq!(config.cabletv[0].money_timeout_ms, 15_000);
+            assert!(config.cabletv[0].validate().is_ok());
+            assert!(!format!("{config:?}").contains("0102030405060708"));
             // the key never shows in Debug output
             assert!(!format!("{config:?}").contains("0123456789abcdef"));
         }

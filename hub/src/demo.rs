@@ -1,6 +1,7 @@
 //! `hub demo`: one business day of bill payments against the core and the partners' simulators
 //! (郴电国际 power, and the profile-driven fixed-length partners of `deploy/demo/partners.toml`:
-//! four county water companies and a partner onboarded by configuration alone), on a compressed
+//! four county water companies and a partner onboarded by configuration alone; 攸县 cable TV on
+//! its long link), on a compressed
 //! clock shared by the hub and the simulators, through the core's 23:00 date switch and the
 //! partners' day-ends; then the daily files, T+1 reconciliation, the reports, settlement and
 //! `summary.json`.
@@ -39,6 +40,33 @@ const ANSWER_TIMEOUT_MS: u64 = 600;
 const LATE_BY: Duration = Duration::from_millis(1_500);
 /// Payments in flight at once.
 const CONCURRENCY: usize = 16;
+const CABLE_BANK_CODE: &str = "YX0001";
+/// The spec's worked-example key (00 01 .. 1F).
+const CABLE_KEY: [u8; 32] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31,
+];
+const CABLE_SUSPENSE: &str = "9004100000000001";
+const CABLE_SETTLEMENT: &str = "9004200000000001";
+/// Cable TV's weight in the day's traffic.
+const CABLE_SHARE: u32 = 15;
+
+fn cable_config(port: u16) -> adapters::cabletv::CableTvConfig {
+    adapters::cabletv::CableTvConfig {
+        bank_code: CABLE_BANK_CODE.into(),
+        host: "127.0.0.1".into(),
+        port,
+        mac_key_hex: hex::encode_upper(CABLE_KEY),
+        suspense_account: CABLE_SUSPENSE.into(),
+        settlement_account: CABLE_SETTLEMENT.into(),
+        connect_timeout_ms: 1_000,
+        money_timeout_ms: ANSWER_TIMEOUT_MS,
+        other_timeout_ms: ANSWER_TIMEOUT_MS,
+        heartbeat_idle_ms: 30_000,
+        receive_idle_ms: 90_000,
+        backoff_ms: vec![100, 200, 400, 800],
+    }
+}
 
 /// The fixed-length partners of the day (configuration, not code).
 const DEMO_PARTNERS_TOML: &str = include_str!("../../deploy/demo/partners.toml");
@@ -145,10 +173,13 @@ pub enum Scenario {
     CoreSystemError,
     CounterReversal,
     OmittedFromPartnerFile,
+    /// The customer cancels the payment the same day (撤销), where the partner has a cancel.
+    SameDayCancel,
 }
 
 impl Scenario {
-    /// The final hub state the scenario must end in.
+    /// The final hub state the scenario must end in under 01's rules (a partner whose spec ends
+    /// it otherwise says so in its [`Target::ends`]).
     fn expected_state(self) -> &'static str {
         match self {
             Scenario::Normal
@@ -158,6 +189,7 @@ impl Scenario {
             Scenario::InsufficientBalance | Scenario::FrozenAccount | Scenario::CoreSystemError => {
                 "CORE_FAILED"
             }
+            Scenario::SameDayCancel => "CANCELLED",
             _ => "REVERSED",
         }
     }
@@ -172,6 +204,8 @@ pub struct PartnerSummary {
     pub payments_reversed: i64,
     pub payments_failed: i64,
     pub payments_in_doubt: i64,
+    /// Cancelled the same day (撤销), money back.
+    pub payments_cancelled: i64,
     pub matched: usize,
     pub awaiting_core: usize,
     pub differences: BTreeMap<String, usize>,
@@ -321,6 +355,7 @@ fn plan(
             153..=172 => Scenario::CounterReversal,
             173..=174 => Scenario::OmittedFromPartnerFile,
             175..=224 => Scenario::Prepay,
+            225..=244 => Scenario::SameDayCancel,
             _ => Scenario::Normal,
         };
         let target = {
@@ -339,6 +374,7 @@ fn plan(
         };
         // A fixed-length partner's pay trade takes exactly the total shown: no overpayment.
         let scenario = if (scenario == Scenario::Prepay && targets[target].fixed)
+            || (scenario == Scenario::SameDayCancel && !targets[target].cancel)
             || targets[target].unsupported.contains(&scenario)
         {
             Scenario::Normal
@@ -425,6 +461,8 @@ struct Target {
     unsupported: &'static [Scenario],
     /// Where this partner's spec ends a scenario other than 01 does.
     ends: &'static [(Scenario, &'static str)],
+    /// The partner has a same-day cancel (撤销) a channel may ask for.
+    cancel: bool,
 }
 
 impl Target {
@@ -581,6 +619,20 @@ impl Driver {
                 .json()
                 .await?;
         }
+        if p.scenario == Scenario::SameDayCancel && answer.status == "SUCCEEDED" {
+            let url = format!(
+                "{}/api/v1/payments/{}/{}/{}/cancel",
+                self.base, p.channel, self.date, channel_serial
+            );
+            let _: serde_json::Value = self
+                .http
+                .post(url)
+                .json(&json!({"reason": "客户申请撤销", "authorized_by": ""}))
+                .send()
+                .await?
+                .json()
+                .await?;
+        }
         if p.scenario == Scenario::OmittedFromPartnerFile && answer.status == "SUCCEEDED" {
             if let Some(date) = codecs::clock::parse_yyyymmdd(&self.date) {
                 self.target(p)
@@ -593,6 +645,44 @@ impl Driver {
 
     fn arm(&self, p: &Planned, fault: SimFault) {
         self.target(p).sim.arm_on_pay(&p.customer, fault);
+    }
+}
+
+/// Waits (bounded) until a cable TV query goes through: the link is signed in; then a moment
+/// for the 6001 download that follows the sign-in.
+async fn wait_for_cable(driver: &Driver) -> Result<(), DemoError> {
+    let Some(target) = driver
+        .targets
+        .iter()
+        .find(|t| t.payee == adapters::cabletv::PAYEE)
+    else {
+        return Ok(());
+    };
+    let customer = target.sim.payable_customers().into_iter().next();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = json!({
+            "payee": target.payee, "instance": target.instance, "customer_no": customer,
+            "channel": "02", "branch_no": "000101", "teller_no": "T00000",
+        });
+        let answer: serde_json::Value = driver
+            .http
+            .post(format!("{}/api/v1/bills/query", driver.base))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if answer["status"] == "OK" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(DemoError::Setup(format!(
+                "cable TV link not signed in: {answer}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -641,11 +731,12 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         payee: "CDGJ".into(),
         instance: BANK_CODE.into(),
         sim: Arc::from(power),
-        share: 100u32.saturating_sub(fixed_share).max(1),
+        share: 100u32.saturating_sub(fixed_share + CABLE_SHARE).max(1),
         fixed: false,
         prepay: true,
         unsupported: &[],
         ends: &[],
+        cancel: false,
     }];
     let mut fixed_configs = Vec::new();
     for (n, f) in demo_partners.fixedlen.iter().enumerate() {
@@ -673,9 +764,39 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             prepay: adapters::spi::BillPartner::accepts_prepayment(&adapter),
             unsupported: &[],
             ends: &[],
+            cancel: false,
         });
         fixed_configs.push(config);
     }
+    // 攸县 cable TV on its long link: pays name a package and months, which the channel takes
+    // from the arrears it was shown.
+    let cable = fixtures::cabletv_sim::start(
+        fixtures::cabletv_sim::demo_config(CABLE_KEY.to_vec(), date, customers_per_partner),
+        clock.clone(),
+    )
+    .await?;
+    let cable_port = cable.addr.port();
+    targets.push(Target {
+        payee: adapters::cabletv::PAYEE.into(),
+        instance: CABLE_BANK_CODE.into(),
+        sim: Arc::new(fixtures::cabletv_sim::CableBillSim::new(cable)),
+        share: CABLE_SHARE,
+        fixed: false,
+        prepay: false,
+        // A pay is whole months of a package (no overpayment, no amount for an unknown
+        // subscriber), and a dropped link would hit every payment in flight on it.
+        unsupported: &[
+            Scenario::Prepay,
+            Scenario::UnknownCustomer,
+            Scenario::PartnerCloseMidFrame,
+        ],
+        // A fresh 2001 before the debit refuses a stale (or unknown) one with nothing debited.
+        ends: &[
+            (Scenario::StaleArrears, "CORE_FAILED"),
+            (Scenario::UnknownCustomer, "CORE_FAILED"),
+        ],
+        cancel: true,
+    });
 
     // 岳阳烟草: the bureau pushes its orders to the hub's listener, so the hub's port is fixed
     // before either starts.
@@ -716,6 +837,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         prepay: false,
         unsupported: TOBACCO_UNSUPPORTED,
         ends: TOBACCO_ENDS,
+        cancel: false,
     });
 
     // Core: the bank's customers and the internal accounts of every partner.
@@ -749,6 +871,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     }
     accounts.push(internal(TOBACCO_SUSPENSE, "烟草货款过渡户"));
     accounts.push(internal(TOBACCO_SETTLEMENT, "岳阳烟草结算户"));
+    accounts.push(internal(CABLE_SUSPENSE, "代收收视费过渡户"));
+    accounts.push(internal(CABLE_SETTLEMENT, "有线电视结算户"));
     let core = core_sim::start(
         CoreSimConfig {
             accounts,
@@ -784,6 +908,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             check_interval_ms: 20,
         })
         .collect();
+    config.cabletv = vec![cable_config(cable_port)];
     let hub = crate::app::start(&config, clock.clone()).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -837,6 +962,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         targets,
         core: core.clone(),
     });
+
+    // The cable TV link signs in and downloads its prices before the first channel arrives.
+    wait_for_cable(&driver).await?;
 
     // The day: 08:00 to 23:20, so that the last payments fall after the core's 23:00 switch
     // (CoreDate D+1) but before the power company's 23:30 day-end (AcctDate D).
@@ -1050,7 +1178,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
                 "PARTNER_UNKNOWN",
                 "PARTNER_FAILED",
                 "REVERSAL_REQUESTED",
+                "CANCEL_REQUESTED",
             ]),
+            payments_cancelled: count(&["CANCELLED"]),
             matched: run.result.matched.len(),
             awaiting_core: run.result.awaiting_core.len(),
             differences: counts,
@@ -1170,6 +1300,7 @@ fn demo_config(
         keys: Default::default(),
         tobacco: None,
         withholding: Vec::new(),
+        cabletv: Vec::new(),
     })
 }
 
@@ -1192,8 +1323,12 @@ fn print_summary(summary: &DemoSummary, path: &std::path::Path) {
     for p in &summary.partners {
         println!("  {} {} 业务日期 {}", p.payee, p.instance, p.business_date);
         println!(
-            "    成功 succeeded {}  已冲正 reversed {}  失败 failed {}  未决 in doubt {}",
-            p.payments_succeeded, p.payments_reversed, p.payments_failed, p.payments_in_doubt
+            "    成功 succeeded {}  已冲正 reversed {}  已撤销 cancelled {}  失败 failed {}  未决 in doubt {}",
+            p.payments_succeeded,
+            p.payments_reversed,
+            p.payments_cancelled,
+            p.payments_failed,
+            p.payments_in_doubt
         );
         if p.agreements_signed > 0 || p.withheld > 0 {
             println!(

@@ -1269,6 +1269,18 @@ impl Engine {
             self.apply(row, change).await?;
             return Ok(Step::Stop);
         }
+        if let Some(wait) = link.adapter.reversal_retry_after(row.attempts) {
+            tracing::warn!(hub_serial = %row.hub_serial, attempt = row.attempts + 1, error = %error, "Reversal got no answer; re-sending on the partner's schedule.");
+            let change = Change {
+                next_attempt_at: Some(Some(self.clock.now() + wait)),
+                bump_attempts: true,
+                last_error: Some(error),
+                note: format!("{} retry {}", row.next_action.as_str(), row.attempts + 1),
+                ..Change::default()
+            };
+            self.apply(row, change).await?;
+            return Ok(Step::Stop);
+        }
         self.reschedule(row, error).await
     }
 
@@ -1297,10 +1309,13 @@ impl Engine {
         let ctx = self.context(row, serial, date);
         let outcome = link.adapter.cancel(&ctx, &Self::original(row)).await;
         let now = self.clock.now();
+        // A definite refusal spends the cancel's serial: a later cancel of the same payment is a
+        // new request (cable TV answers a repeated serial with its first answer).
         let back_to_succeeded = |error: String, note: &str| Change {
             state: Some(PaymentState::Succeeded),
             next_action: Some(NextAction::None),
             next_attempt_at: Some(None),
+            clear_partner_reversal_serial: true,
             last_error: Some(error),
             note: note.to_string(),
             ..Change::default()

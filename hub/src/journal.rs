@@ -204,23 +204,39 @@ impl Journal {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| JournalError::Open {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
-        let journal = Journal { pool };
-        journal.migrate().await?;
+        let connect = || async {
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await
+                .map_err(|e| JournalError::Open {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })
+        };
+        let journal = Journal {
+            pool: connect().await?,
+        };
+        // An in-memory database lives only as long as its pool: keep that one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if journal.migrate().await? && !in_memory {
+            // A connection opened while the migrations ran may keep the old schema until its
+            // next read; sqlx then caches a `SELECT *` with the old column count and panics on
+            // the first row. Fresh connections see only the migrated schema.
+            journal.pool.close().await;
+            return Ok(Journal {
+                pool: connect().await?,
+            });
+        }
         Ok(journal)
     }
 
-    async fn migrate(&self) -> Result<(), JournalError> {
+    /// Runs the migrations not yet run; true when any ran.
+    async fn migrate(&self) -> Result<bool, JournalError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
             .execute(&self.pool)
             .await?;
+        let mut ran = false;
         for (version, sql) in MIGRATIONS {
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
@@ -237,8 +253,9 @@ impl Journal {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            ran = true;
         }
-        Ok(())
+        Ok(ran)
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -687,4 +704,44 @@ fn map_row(r: &sqlx::sqlite::SqliteRow) -> Result<PaymentRow, JournalError> {
         fields: parse_fields(&serial, r.try_get("fields")?)?,
         hub_serial: serial,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pooled connection of a freshly migrated journal reads whole rows: none keeps the
+    /// schema of before the migrations (sqlx then panicked on `SELECT *`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fresh_journal_reads_whole_rows_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        // Which connection is stale is chance: several fresh journals make a miss unlikely.
+        for n in 0..8 {
+            let url = format!("sqlite://{}", dir.path().join(format!("j{n}.db")).display());
+            let journal = Journal::open(&url).await.unwrap();
+            sqlx::query(
+            "INSERT INTO payments (hub_serial, channel, channel_date, channel_serial, request_hash,
+               payee, instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no,
+               teller_no, tx_date, tx_time, state, created_at, updated_at)
+             VALUES ('S1', '02', '20261203', 'C1', 'h', 'CATV', 'YX0001', 'YX2019000123',
+               '6230901000000000011', 2600, 2600, '000101', 'T00001', '20261203', '100000',
+               'SUCCEEDED', '2026-12-03 10:00:00', '2026-12-03 10:00:00')",
+        )
+        .execute(journal.pool())
+        .await
+        .unwrap();
+            let reads = (0..32).map(|_| {
+                let journal = journal.clone();
+                tokio::spawn(
+                    async move { journal.get("S1").await.map(|row| row.map(|r| r.fields)) },
+                )
+            });
+            for read in futures::future::join_all(reads).await {
+                assert!(
+                    matches!(&read, Ok(Ok(Some(fields))) if fields.is_empty()),
+                    "{read:?}"
+                );
+            }
+        }
+    }
 }

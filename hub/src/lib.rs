@@ -12,6 +12,7 @@
 //! | [`api`] | the channel HTTP/JSON API and its OpenAPI document |
 //! | [`app`] | start-up wiring, the resolver job, recovery after restart |
 //! | [`batch`] | batch withholding (spec 02 批量代扣): DK file in, one journaled debit per signed line, DKR out; the agreement register |
+//! | [`cabletv`] | 攸县有线电视: the long link per `[[cabletv]]`, journal totals for 5001/5003, the 1 January year check |
 //! | [`recon_job`] | T+1: files in, reconciliation, reports, settlement |
 //! | [`simulate`] | `hub simulate`: the simulators on a config's ports, to try `hub serve` |
 //! | [`demo`] | `hub demo`: a business day against the simulators |
@@ -26,6 +27,7 @@ pub mod agreement_api;
 pub mod api;
 pub mod app;
 pub mod batch;
+pub mod cabletv;
 pub mod config;
 pub mod core_client;
 pub mod crypto_cli;

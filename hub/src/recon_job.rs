@@ -510,7 +510,7 @@ pub async fn run_all(
     let core = crate::core_client::CoreClient::new(config.core.clone(), clock.clone());
     let key_store =
         crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
-    let mut links = crate::app::partner_links(config, Some(&key_store))
+    let mut links = crate::app::partner_links(config, Some(&key_store), &clock, &journal)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(tobacco) = &config.tobacco {

@@ -48,6 +48,16 @@ pub async fn run(config: &HubConfig, customers: usize) -> Result<(), SimulateErr
             }
         }
     }
+    for c in &config.cabletv {
+        for (acct, name) in [
+            (&c.suspense_account, "代收收视费过渡户"),
+            (&c.settlement_account, "有线电视结算户"),
+        ] {
+            if !accounts.iter().any(|a| &a.acct_no == acct) {
+                accounts.push(internal(acct, name));
+            }
+        }
+    }
     for c in &config.fixedlen {
         for (acct, name) in [
             (&c.suspense_account, "代收业务过渡户"),
@@ -155,6 +165,42 @@ pub async fn run(config: &HubConfig, customers: usize) -> Result<(), SimulateErr
                 .join(" ")
         );
         others.push(sim);
+    }
+    // Cable TV: the sample subscribers (张三 of the spec's worked example among them).
+    for c in &config.cabletv {
+        let key = c.validate().map_err(|e| SimulateError::Start {
+            link: c.bank_code.clone(),
+            reason: e.to_string(),
+        })?;
+        let address = c.addr();
+        let mut sample = fixtures::cabletv_sim::demo_config(key, clock.today(), customers);
+        sample.bank_code = c.bank_code.clone();
+        let sim = fixtures::cabletv_sim::CableBillSim::new(
+            fixtures::cabletv_sim::start_on(&address, sample, clock.clone())
+                .await
+                .map_err(|e| SimulateError::Start {
+                    link: format!("{} {address}", c.bank_code),
+                    reason: e.to_string(),
+                })?,
+        );
+        println!(
+            "有线电视模拟器 cable TV simulator {} on {}",
+            c.bank_code,
+            fixtures::sims::BillSim::addr(&sim)
+        );
+        println!("  customers to try (用户号, package_code, months):");
+        for customer in fixtures::sims::BillSim::payable_customers(&sim)
+            .iter()
+            .take(5)
+        {
+            let fields = fixtures::sims::BillSim::pay_fields(&sim, customer);
+            println!(
+                "    {customer}  {} {}",
+                fields.get("package_code").map_or("", String::as_str),
+                fields.get("months").map_or("", String::as_str)
+            );
+        }
+        others.push(Box::new(sim));
     }
     println!("  payer accounts to try (付款账号):");
     for a in accounts.iter().filter(|a| a.class == AcctClass::P).take(4) {

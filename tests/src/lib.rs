@@ -324,6 +324,7 @@ impl Env {
             keys: Default::default(),
             tobacco: None,
             withholding: Vec::new(),
+            cabletv: Vec::new(),
         }
     }
 

@@ -6,23 +6,27 @@
 //! | `link.rs` | the link: sign-in, heartbeats both ways, (TxDate, Serial) matching, reconnect backoff |
 //! | `ops.rs` | typed operations 2001–6001, the parameter cache, outcomes Paid / Refused / Unknown |
 //! | `daily_file.rs` | `CATV_<BankCode>_<YYYYMMDD>.txt` written from 5001/5002 and parsed for T+1 |
-//!
-//! The bill SPI does not fit (pay by months of a package; 3001 cancel instead of a reversal), so
-//! the engine drives [`CableTv`] directly: see the operations' docs for what each answer means.
+//! | `config.rs` | `[[cabletv]]`: address, BankCode, key, accounts, the link's timings |
+//! | `partner.rs` | [`partner::CablePartner`]: the bill SPI over [`CableTv`] (package and months as the
+//! payment's fields, 3001 both as 撤销 and as the resolution of a pay in doubt) |
+pub mod config;
 pub mod daily_file;
 pub mod link;
 pub mod ops;
+pub mod partner;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
+pub use config::CableTvConfig;
 pub use link::{CallError, Caller, LinkSettings, PartnerStatus};
 pub use ops::{
     CableError, CableTv, CancelOutcome, Customer, DetailPage, DetailRecord, OriginalPay,
     PackageState, ParamSet, PayOutcome, PayRequest, PriceRow, QueryKey, Statistics, StatusOutcome,
     Totals,
 };
+pub use partner::{CablePartner, StandingTotals};
 
 /// The payee code.
 pub const PAYEE: &str = "CATV";

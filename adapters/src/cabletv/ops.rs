@@ -283,6 +283,18 @@ impl CableTv {
         self.inner.signed_in()
     }
 
+    /// Resolves once [`CableTv::shutdown`] was called (tasks tied to the link end with it).
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.shutdown.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+
+    /// The year-end stop of channel money on a signed-in link: from 22:55:00 on 31 December
+    /// until the cable company shows the new year and the new prices are cached.
+    pub fn in_year_end_stop(&self) -> bool {
+        self.inner.signed_in() && !self.accepting_channel_money()
+    }
+
     pub fn status(&self) -> Option<PartnerStatus> {
         *self.inner.status.borrow()
     }

@@ -433,6 +433,11 @@ pub trait BillPartner: Send + Sync {
     /// Stops what the partner keeps running (cable TV: its long link); the hub calls it when
     /// it stops.
     fn stop(&self) {}
+    /// The concrete adapter, for the operator tools of one partner (cable TV's statistics and
+    /// parameter refresh) that the bill SPI has no words for.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Masks personal data for logs: the one rule of [`codecs::mask::mask_account`].

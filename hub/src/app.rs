@@ -269,9 +269,12 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     };
     let admin_addr = admin_listener.as_ref().map(|(_, addr)| *addr);
     let (shutdown, _) = watch::channel(false);
+    let cable_desk =
+        crate::cabletv_desk::CableDesk::new(engine.partners(), engine.journal().clone());
     let admin = admin::router(Arc::new(crate::admin_backend::JournalAdmin {
         engine: engine.clone(),
-    }));
+    }))
+    .merge(crate::cabletv_desk::router(Arc::new(cable_desk)));
     let mut tasks = Vec::new();
     let channel_router = match admin_listener {
         Some((admin_listener, _)) => {

@@ -28,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod batch;
 pub mod cabletv;
+pub mod cabletv_desk;
 pub mod config;
 pub mod core_client;
 pub mod crypto_cli;

@@ -914,3 +914,73 @@ async fn the_year_end_stops_channel_money_from_22_55_until_the_new_year_prices_a
     assert_eq!(cable_2026, 2 * JB_FEN);
     tv.shutdown();
 }
+
+/// The operators' desk: the cable company's 4002 figures of the day beside the journal's standing
+/// payments (two paid, one cancelled: 2 and 1 at the company, 1 standing at the hub, agreeing),
+/// and a 6001 download on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_the_cable_statistics_beside_the_journal_and_refresh_the_prices() {
+    let (env, _sim) = cable_env().await;
+    let first = extra(21);
+    let second = extra(22);
+    for (serial, customer) in [("ST0001", &first), ("ST0002", &second)] {
+        let (paid, _) = pay_ok(
+            &env,
+            &Pay {
+                serial,
+                customer_no: customer,
+                package: "JB0001",
+                months: 1,
+                amount_fen: JB_FEN,
+                payer: PAYER_A,
+            },
+        )
+        .await;
+        assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    }
+    let (_, cancelled) = cancel(&env, "ST0002").await;
+    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
+
+    let today = env.today();
+    let (status, stats) = env
+        .post(
+            &format!("/admin/api/cabletv/{INSTANCE}/statistics"),
+            &json!({"start_date": today, "end_date": today}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["cable_pay_count"], 2, "{stats}");
+    assert_eq!(stats["cable_pay_fen"], 2 * JB_FEN);
+    assert_eq!(stats["cable_cancel_count"], 1);
+    assert_eq!(stats["cable_cancel_fen"], JB_FEN);
+    assert_eq!(stats["hub_standing_count"], 1);
+    assert_eq!(stats["hub_standing_fen"], JB_FEN);
+    assert_eq!(stats["verdict"], "一致");
+    // 4002 takes at most 31 days.
+    let (status, _) = env
+        .post(
+            &format!("/admin/api/cabletv/{INSTANCE}/statistics"),
+            &json!({"start_date": "20261101", "end_date": "20261202"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, refreshed) = env
+        .post(
+            &format!("/admin/api/cabletv/{INSTANCE}/parameters/refresh"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let prices = refreshed["prices"].as_array().expect("prices");
+    assert!(
+        prices
+            .iter()
+            .any(|p| p["package_code"] == "JB0001" && p["monthly_fee_fen"] == JB_FEN),
+        "{refreshed}"
+    );
+    let (status, _) = env
+        .post("/admin/api/cabletv/NOSUCH/parameters/refresh", &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -433,6 +433,10 @@ impl CablePartner {
 
 #[async_trait::async_trait]
 impl BillPartner for CablePartner {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn payee(&self) -> &str {
         super::PAYEE
     }

@@ -580,7 +580,7 @@ impl Engine {
         row: &PaymentRow,
         link: &PartnerLink,
     ) -> Result<Option<ChannelAnswer>, EngineError> {
-        let summary = link.adapter.payment_summary(&row.customer_no);
+        let summary = link.adapter.order_summary(&Self::row_order(row));
         let outcome = self
             .core
             .transfer(
@@ -907,6 +907,15 @@ impl Engine {
         };
         if row.channel != Channel::Counter.code() {
             return Err(not_allowed("only counter payments are reversed on request"));
+        }
+        // A partner with a 撤销 of its own (medical 2002, teller-authorised) has no 冲正.
+        if self
+            .partner(&row.payee, &row.instance)
+            .is_some_and(|link| link.adapter.supports_cancel())
+        {
+            return Err(not_allowed(
+                "this payee undoes payments by cancel, not reversal",
+            ));
         }
         match row.state {
             PaymentState::Succeeded => {}

@@ -95,6 +95,15 @@ pub async fn partner_links(
     config: &HubConfig,
     keys: Option<&crate::keys::KeyStore>,
 ) -> Result<Vec<PartnerLink>, StartError> {
+    partner_links_at(config, keys, Arc::new(codecs::clock::SystemClock)).await
+}
+
+/// [`partner_links`] with the clock that partners stamping their requests (medical reqTime) read.
+pub async fn partner_links_at(
+    config: &HubConfig,
+    keys: Option<&crate::keys::KeyStore>,
+    clock: SharedClock,
+) -> Result<Vec<PartnerLink>, StartError> {
     let mut links = Vec::new();
     for c in &config.chendian {
         let mut c = c.clone();
@@ -123,6 +132,9 @@ pub async fn partner_links(
             suspense_account: c.suspense_account.clone(),
             settlement_account: c.settlement_account.clone(),
         });
+    }
+    for c in &config.medical {
+        links.push(crate::medical::link(c, clock.clone())?);
     }
     Ok(links)
 }
@@ -224,7 +236,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     let core = CoreClient::new(config.core.clone(), clock.clone());
     let key_store =
         crate::keys::KeyStore::new(config.keys.clone(), journal.pool().clone(), clock.clone());
-    let mut links = partner_links(config, Some(&key_store)).await?;
+    let mut links = partner_links_at(config, Some(&key_store), clock.clone()).await?;
     let tobacco = config
         .tobacco
         .as_ref()

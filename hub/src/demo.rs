@@ -925,6 +925,7 @@ fn demo_config(
         },
         chendian: vec![chendian],
         fixedlen: Vec::new(),
+        medical: Vec::new(),
         keys: Default::default(),
         tobacco: None,
     })

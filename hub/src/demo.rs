@@ -1,6 +1,7 @@
 //! `hub demo`: one business day of bill payments against the core and the partners' simulators
 //! (郴电国际 power, and the profile-driven fixed-length partners of `deploy/demo/partners.toml`:
-//! four county water companies and a partner onboarded by configuration alone), on a compressed
+//! four county water companies and a partner onboarded by configuration alone; 城乡居民医保
+//! `medins-xinhuang`, spec 03), on a compressed
 //! clock shared by the hub and the simulators, through the core's 23:00 date switch and the
 //! partners' day-ends; then the daily files, T+1 reconciliation, the reports, settlement and
 //! `summary.json`.

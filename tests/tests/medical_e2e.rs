@@ -544,3 +544,33 @@ async fn a_day_with_medical_payments_reconciles_on_t_plus_1_without_differences(
     assert_eq!(w.env.balance_fen(MED_FUND), ZHANG_FEN + YANG_FEN);
     assert_eq!(w.env.balance_fen(MED_SUSPENSE), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insurer_refusals_of_a_cancel_leave_the_payment_standing() {
+    let w = world().await;
+    let (_, paid) = w.pay(&zhang("01", "MEDX001")).await;
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    let hub_serial = serial_of(&paid);
+    // 2003 (the insurer's day moved on) and 2004 (original differs): the money stays.
+    for (ret_code, code) in [("2003", "CANCEL_TOO_LATE"), ("2004", "CANCEL_MISMATCH")] {
+        w.sim
+            .inject(Some("2002"), MedicalFault::Answer { ret_code });
+        let (_, refused) = w.cancel("01", "MEDX001", "T00002").await;
+        assert_eq!(refused["status"], "FAILED", "{refused}");
+        assert_eq!(refused["code"], code, "{refused}");
+        let row = w.row(&hub_serial).await;
+        assert_eq!(row.state, PaymentState::Succeeded);
+        w.ledger(PAYER_A_OPENING_FEN - ZHANG_FEN, ZHANG_FEN);
+    }
+    // 2001 "original not found" contradicts the receipt the hub holds: an operator decides,
+    // nothing is given back automatically.
+    w.sim
+        .inject(Some("2002"), MedicalFault::Answer { ret_code: "2001" });
+    let (_, answer) = w.cancel("01", "MEDX001", "T00002").await;
+    assert_eq!(answer["status"], "IN_DOUBT", "{answer}");
+    let row = w.row(&hub_serial).await;
+    assert_eq!(row.state, PaymentState::CancelRequested);
+    assert_eq!(row.next_action, NextAction::Operator);
+    w.ledger(PAYER_A_OPENING_FEN - ZHANG_FEN, ZHANG_FEN);
+    assert!(!w.sim.payments()[0].cancelled);
+}

@@ -149,6 +149,26 @@ settlement_account = "9003200000000301"
         assert!(toml::from_str::<MedicalInstanceConfig>(&unknown).is_err());
     }
 
+    /// The commented block of deploy/hub.example.toml is a valid `[[medical]]` once uncommented.
+    #[test]
+    fn the_example_block_loads_when_uncommented() {
+        #[derive(Deserialize)]
+        struct Only {
+            medical: Vec<MedicalInstanceConfig>,
+        }
+        let text = include_str!("../../../deploy/hub.example.toml");
+        let block: Vec<&str> = text
+            .lines()
+            .skip_while(|line| *line != "#[[medical]]")
+            .map_while(|line| line.strip_prefix('#'))
+            .collect();
+        let only: Only = toml::from_str(&block.join("\n")).expect("the block parses");
+        let c = only.medical.first().expect("one instance");
+        assert_eq!(c.instance, "medins-xinhuang");
+        assert_eq!(c.bank_code, "HHXH0001");
+        assert!(c.tls.is_some());
+    }
+
     #[test]
     fn an_http_url_is_refused_unless_allowed() {
         let c: MedicalInstanceConfig =

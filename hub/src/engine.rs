@@ -673,7 +673,14 @@ impl Engine {
         row: &PaymentRow,
         link: &PartnerLink,
     ) -> Result<ChannelAnswer, EngineError> {
-        let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+        let mut ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+        if link.adapter.unknown_resolution() == UnknownResolution::AskStatus {
+            // The partner's status rule counts from the original's request time (medical: a
+            // "not found" is final 330 s after reqTime): send the time the journal holds for it.
+            if let Ok(time) = chrono::NaiveTime::parse_from_str(&row.tx_time, "%H%M%S") {
+                ctx.tx_time = time;
+            }
+        }
         let order = Self::row_order(row);
         let outcome = link.adapter.pay(&ctx, &order).await;
         let now = self.clock.now();

@@ -371,9 +371,9 @@ async fn a_lost_payment_is_reversed_only_once_not_found_is_final() {
     let (_, answer) = w.pay(&zhang("02", "MEDL001")).await;
     assert_eq!(answer["status"], "IN_DOUBT", "{answer}");
     let hub_serial = serial_of(&answer);
-    // 2003 answers 3 from the first ask, but until 330 s after the latest possible reqTime a
+    // 2003 answers 3 from the first ask (10, 30, 60, 120 s), but until 330 s after reqTime a
     // late 2001 could still be accepted: the money stays.
-    while w.env.clock.now() < accepted + chrono::Duration::seconds(370) {
+    while w.env.clock.now() < accepted + chrono::Duration::seconds(300) {
         w.env.clock.advance(chrono::Duration::seconds(10));
         tokio::time::sleep(POLL_INTERVAL).await;
     }
@@ -387,7 +387,7 @@ async fn a_lost_payment_is_reversed_only_once_not_found_is_final() {
     );
     assert!(row.attempts >= 4, "asked on the schedule: {}", row.attempts);
     w.ledger(PAYER_A_OPENING_FEN - ZHANG_FEN, ZHANG_FEN);
-    // The next ask (10 minutes later) is final: core reversal.
+    // The ask at 330 s is final: core reversal.
     let row = w
         .env
         .wait_until(
@@ -398,6 +398,7 @@ async fn a_lost_payment_is_reversed_only_once_not_found_is_final() {
         )
         .await;
     assert!(row.reversal_core_seq_no.is_some());
+    assert!(w.env.clock.now() >= accepted + chrono::Duration::seconds(330));
     w.ledger(PAYER_A_OPENING_FEN, 0);
     assert!(w.sim.payments().is_empty());
 }

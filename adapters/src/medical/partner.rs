@@ -40,11 +40,6 @@ pub const FIELD_PAYER_NAME: &str = "payer_name";
 const STATUS_GAPS_S: [i64; 5] = [10, 20, 30, 60, 210];
 const STATUS_LATER_GAP_S: i64 = 600;
 
-/// The journal keeps the time the payment was accepted; its 2001 leaves after the 1001 re-check
-/// (≤ 20 s with connect) and the core debit, so its reqTime may be later than that. A "not
-/// found" counts as final only this much past the spec's 330 s, measured from the accept time.
-pub const ORIGINAL_SEND_ALLOWANCE_S: i64 = 60;
-
 /// 2002 is taken before 22:00:00 (spec: "Business date and cut-off").
 fn cancel_cut_off() -> NaiveTime {
     NaiveTime::from_hms_opt(22, 0, 0).unwrap_or(NaiveTime::MIN)
@@ -218,13 +213,11 @@ impl MedicalPartner {
         }
     }
 
-    /// A 2003 `3` ends the wait only when no late 2001 can still be accepted.
+    /// A 2003 `3` ends the wait only when no late 2001 can still be accepted. The 2001's
+    /// reqTime is the payment's journaled time (the engine sends it for partners that resolve
+    /// by status), so the original's `tx_date` and `tx_time` are that reqTime.
     pub fn not_found_is_final(original: &OriginalRef, status_req_time: NaiveDateTime) -> bool {
-        let accepted = original.tx_date.and_time(original.tx_time);
-        client::not_found_is_final(
-            accepted + Duration::seconds(ORIGINAL_SEND_ALLOWANCE_S),
-            status_req_time,
-        )
+        client::not_found_is_final(original.tx_date.and_time(original.tx_time), status_req_time)
     }
 
     fn cancel_outcome(outcome: Result<CancelOutcome, MedicalError>) -> ReversalOutcome {
@@ -347,12 +340,10 @@ impl BillPartner for MedicalPartner {
     }
 
     async fn pay(&self, ctx: &RequestContext, order: &PayOrder) -> PayOutcome {
-        // reqDate must be the journal's date of the payment: status, cancel and the daily file
-        // find it under (reqDate, reqSerial). A payment that crossed midnight before its 2001 is
-        // not sent (the engine gives the money back).
-        if self.clock.today() != ctx.tx_date {
-            return PayOutcome::Refused(reply("MED_DAY_CHANGED", "跨日未发送缴费，请重新缴费"));
-        }
+        // reqTime is the journal's date and time of the payment (the engine's context for a
+        // status-resolved partner): status, cancel and the daily file find it under (reqDate,
+        // reqSerial), and the 330 s rule counts from it. A 2001 that leaves more than 300 s
+        // later is refused by the insurer (9005) and the debit is given back.
         let key = Self::key(&ctx.bank_serial, ctx);
         let contribution = ContributionOrder {
             id_no: order.customer_no.clone(),

@@ -208,12 +208,12 @@ async fn status_is_asked_at_10_30_60_120_330_seconds_then_every_10_minutes() {
 }
 
 #[test]
-fn not_found_is_final_only_330_seconds_after_the_latest_possible_req_time() {
-    let accepted = at(2, 10, 30, 15);
-    let original = original("XH2026120210301500001", accepted, 40_000);
-    // 330 s plus the 60 s the 2001 may have left after the accept.
-    let just_before = accepted + chrono::Duration::seconds(389);
-    let on_time = accepted + chrono::Duration::seconds(390);
+fn not_found_is_final_only_330_seconds_after_the_original_req_time() {
+    // The spec's example reqTime 20261202103015.
+    let req_time = at(2, 10, 30, 15);
+    let original = original("XH202612021030150001", req_time, 40_000);
+    let just_before = req_time + chrono::Duration::seconds(329);
+    let on_time = req_time + chrono::Duration::seconds(330);
     assert!(!MedicalPartner::not_found_is_final(&original, just_before));
     assert!(MedicalPartner::not_found_is_final(&original, on_time));
 }
@@ -442,8 +442,14 @@ async fn a_lost_payment_is_not_found_finally_only_after_the_wait() {
         w.partner.status(&ctx, &original).await,
         StatusOutcome::Unknown { .. }
     ));
-    w.clock.advance(chrono::Duration::seconds(390));
+    w.clock.advance(chrono::Duration::seconds(329));
     let ctx = w.ctx(Channel::Mobile, "XH0000000000000000022");
+    assert!(matches!(
+        w.partner.status(&ctx, &original).await,
+        StatusOutcome::Unknown { .. }
+    ));
+    w.clock.advance(chrono::Duration::seconds(1));
+    let ctx = w.ctx(Channel::Mobile, "XH0000000000000000023");
     assert!(matches!(
         w.partner.status(&ctx, &original).await,
         StatusOutcome::NotFound

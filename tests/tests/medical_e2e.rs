@@ -47,6 +47,7 @@ fn internal(acct_no: &str, name: &str) -> AccountFixture {
 struct World {
     env: Env,
     sim: MedicalSim,
+    medical: MedicalInstanceConfig,
 }
 
 async fn world() -> World {
@@ -78,8 +79,7 @@ async fn world() -> World {
     })
     .await
     .expect("insurer simulator");
-    let mut config = env.hub_config();
-    config.medical = vec![MedicalInstanceConfig {
+    let medical = MedicalInstanceConfig {
         instance: INSTANCE.into(),
         url: sim.url(),
         bank_code: MED_BANK_CODE.into(),
@@ -92,9 +92,11 @@ async fn world() -> World {
         query_timeout_ms: 1_000,
         tls: None,
         allow_plain_http: true,
-    }];
+    };
+    let mut config = env.hub_config();
+    config.medical = vec![medical.clone()];
     env.start_hub_with_config(config).await;
-    World { env, sim }
+    World { env, sim, medical }
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -574,4 +576,48 @@ async fn insurer_refusals_of_a_cancel_leave_the_payment_standing() {
     assert_eq!(row.next_action, NextAction::Operator);
     w.ledger(PAYER_A_OPENING_FEN - ZHANG_FEN, ZHANG_FEN);
     assert!(!w.sim.payments()[0].cancelled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_during_the_2001_resolves_it_by_2003_after_restart() {
+    let mut w = world().await;
+    // The insurer holds the 2001 for 1.5 s, then commits it; the hub dies meanwhile.
+    w.sim
+        .inject(Some("2001"), MedicalFault::AnswerLate { delay_ms: 1_500 });
+    let body = zhang("02", "MEDK001").body(&w.env);
+    let http = w.env.http.clone();
+    let url = format!("{}/api/v1/payments", w.env.base_url());
+    let in_flight = tokio::spawn(async move { http.post(url).json(&body).send().await });
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    let hub_serial = loop {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT hub_serial, state FROM payments WHERE channel_serial = ?")
+                .bind("MEDK001")
+                .fetch_optional(w.env.journal.pool())
+                .await
+                .ok()
+                .flatten();
+        if let Some((serial, state)) = row {
+            if state == PaymentState::CoreDebited.as_str() {
+                break serial;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "2001 never in flight");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    // CORE_DEBITED is journaled just before the 2001 leaves: give it time to reach the insurer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    w.env.kill_hub();
+    let _ = in_flight.await;
+    // Let the insurer commit what it received, then start a new hub on the same journal.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let mut config = w.env.hub_config();
+    config.medical = vec![w.medical.clone()];
+    w.env.start_hub_with_config(config).await;
+    // Never a second 2001: the new hub asks 2003 and keeps the payment the insurer holds.
+    let row = w.env.wait_state(&hub_serial, PaymentState::Succeeded).await;
+    let held = w.sim.payments();
+    assert_eq!(held.len(), 1);
+    assert_eq!(row.partner_serial.as_deref(), Some(held[0].pay_no.as_str()));
+    w.ledger(PAYER_A_OPENING_FEN - ZHANG_FEN, ZHANG_FEN);
 }

@@ -339,6 +339,11 @@ pub trait BillPartner: Send + Sync {
     fn purpose(&self) -> &str;
     /// The 8002 Summary of a payment (at most 40 GBK bytes).
     fn payment_summary(&self, customer_no: &str) -> String;
+    /// The 8002 Summary of one payment when it depends on more than the customer (medical:
+    /// `医保缴费<year>`); by default [`BillPartner::payment_summary`].
+    fn order_summary(&self, order: &PayOrder) -> String {
+        self.payment_summary(&order.customer_no)
+    }
     /// The code that names this instance in settlements (BankCode, CompanyCode): letters and
     /// digits only, as it goes into the settlement SeqNo.
     fn settlement_code(&self) -> &str;

@@ -95,6 +95,8 @@ pub fn chendian_link(bank_code: &str) -> String {
 
 /// Builds every configured partner. A link with keys in `[keys.links]` takes its MAC keys from
 /// the key store (current and next, operators' promotions applied) instead of the inline hex.
+/// `clock` is the one partners stamp their requests with (medical reqTime); `journal` gives cable
+/// TV the standing totals its 5001/5003 carry.
 pub async fn partner_links(
     config: &HubConfig,
     keys: Option<&crate::keys::KeyStore>,
@@ -133,6 +135,10 @@ pub async fn partner_links(
     // Cable TV: the long link starts here and stops when the engine (its partner) is dropped.
     for c in &config.cabletv {
         links.push(crate::cabletv::link(c, clock.clone(), journal)?);
+    }
+    // 城乡居民医保: HTTPS to the insurer, one client per bank instance.
+    for c in &config.medical {
+        links.push(crate::medical::link(c, clock.clone())?);
     }
     Ok(links)
 }
@@ -305,6 +311,21 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         clock.clone(),
     );
     let channel_router = channel_router.merge(crate::agreement_api::router(Arc::new(desk)));
+    // Medical insurance payment history (3001) for the channels.
+    let mut medical_clients = std::collections::HashMap::new();
+    for c in &config.medical {
+        medical_clients.insert(
+            c.instance.clone(),
+            Arc::new(crate::medical::client(c, clock.clone())?),
+        );
+    }
+    let medical_desk = crate::medical_desk::MedicalDesk::new(
+        medical_clients,
+        engine.journal().clone(),
+        config.engine.node,
+        clock.clone(),
+    );
+    let channel_router = channel_router.merge(crate::medical_desk::router(Arc::new(medical_desk)));
     // The bureau's pushes arrive on the channel listener (its own paths, its own signatures).
     let channel_router = match tobacco {
         Some(parts) => {

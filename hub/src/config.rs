@@ -24,6 +24,9 @@ pub struct HubConfig {
     /// Key references per link, the master key of session keys (`[keys]`).
     #[serde(default)]
     pub keys: crate::keys::KeysConfig,
+    /// One entry per 城乡居民医保 instance (spec 03, `[[medical]]`).
+    #[serde(default)]
+    pub medical: Vec<crate::medical::MedicalInstanceConfig>,
     /// `[tobacco]`: 岳阳烟草 (spec 09), absent when the bank does not collect for the bureau.
     #[serde(default)]
     pub tobacco: Option<TobaccoConfig>,

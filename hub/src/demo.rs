@@ -1,7 +1,7 @@
 //! `hub demo`: one business day of bill payments against the core and the partners' simulators
 //! (郴电国际 power, and the profile-driven fixed-length partners of `deploy/demo/partners.toml`:
 //! four county water companies and a partner onboarded by configuration alone; 攸县 cable TV on
-//! its long link), on a compressed
+//! its long link; 城乡居民医保 `medins-xinhuang`, spec 03; the 岳阳 tobacco bureau), on a compressed
 //! clock shared by the hub and the simulators, through the core's 23:00 date switch and the
 //! partners' day-ends; then the daily files, T+1 reconciliation, the reports, settlement and
 //! `summary.json`.
@@ -67,6 +67,16 @@ fn cable_config(port: u16) -> adapters::cabletv::CableTvConfig {
         backoff_ms: vec![100, 200, 400, 800],
     }
 }
+
+/// 城乡居民医保 (spec 03): its instance, accounts and share of the day's traffic.
+const MEDICAL_INSTANCE: &str = "medins-xinhuang";
+const MEDICAL_BANK_CODE: &str = "HHXH0001";
+const MEDICAL_SUSPENSE: &str = "9003100000000301";
+const MEDICAL_FUND: &str = "9003200000000301";
+const MEDICAL_SHARE: u32 = 8;
+/// The insurer refuses a reqTime more than 300 s off its clock; on the demo's clock a simulated
+/// minute passes every 20 ms, so a request may be hours old in business time when it arrives.
+const MEDICAL_DEMO_WINDOW_S: i64 = 6 * 3600;
 
 /// The fixed-length partners of the day (configuration, not code).
 const DEMO_PARTNERS_TOML: &str = include_str!("../../deploy/demo/partners.toml");
@@ -176,6 +186,19 @@ pub enum Scenario {
     /// The customer cancels the payment the same day (撤销), where the partner has a cancel.
     SameDayCancel,
 }
+
+/// 城乡居民医保 (spec 03): its only undo is the counter's 撤销 (no counter 冲正), and it takes no
+/// prepayment.
+const MEDICAL_UNSUPPORTED: &[Scenario] = &[Scenario::CounterReversal, Scenario::Prepay];
+/// An unknown 2001 is resolved by asking 2003, so a payment the insurer did process stays paid;
+/// the 1001 re-check before the debit refuses an unknown or changed one with nothing debited.
+const MEDICAL_ENDS: &[(Scenario, &str)] = &[
+    (Scenario::PartnerTimeout, "SUCCEEDED"),
+    (Scenario::PartnerBadMac, "SUCCEEDED"),
+    (Scenario::PartnerCloseMidFrame, "SUCCEEDED"),
+    (Scenario::UnknownCustomer, "CORE_FAILED"),
+    (Scenario::StaleArrears, "CORE_FAILED"),
+];
 
 impl Scenario {
     /// The final hub state the scenario must end in under 01's rules (a partner whose spec ends
@@ -372,8 +395,10 @@ fn plan(
                 })
                 .unwrap_or(0)
         };
-        // A fixed-length partner's pay trade takes exactly the total shown: no overpayment.
-        let scenario = if (scenario == Scenario::Prepay && targets[target].fixed)
+        // A fixed-length partner's pay trade takes exactly the total shown, and a partner without
+        // prepayment takes no more: no overpayment.
+        let scenario = if (scenario == Scenario::Prepay
+            && (targets[target].fixed || !targets[target].prepay))
             || (scenario == Scenario::SameDayCancel && !targets[target].cancel)
             || targets[target].unsupported.contains(&scenario)
         {
@@ -409,9 +434,8 @@ fn plan(
             // Round robin: no ordinary account pays so often that its balance runs out.
             accounts[i % ordinary_accounts.max(1)].acct_no.clone()
         };
-        let width = targets[target].sim.customer_no_len();
         let customer = if scenario == Scenario::UnknownCustomer {
-            format!("9{i:0w$}", w = width.saturating_sub(1))
+            targets[target].sim.unknown_customer(i)
         } else {
             // Each customer is used once, so a query and its payment are never interleaved with
             // another payment of the same customer (that would be a stale-arrears case of its own).
@@ -731,7 +755,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         payee: "CDGJ".into(),
         instance: BANK_CODE.into(),
         sim: Arc::from(power),
-        share: 100u32.saturating_sub(fixed_share + CABLE_SHARE).max(1),
+        share: 100u32
+            .saturating_sub(fixed_share + CABLE_SHARE + MEDICAL_SHARE)
+            .max(1),
         fixed: false,
         prepay: true,
         unsupported: &[],
@@ -784,11 +810,13 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         fixed: false,
         prepay: false,
         // A pay is whole months of a package (no overpayment, no amount for an unknown
-        // subscriber), and a dropped link would hit every payment in flight on it.
+        // subscriber), a dropped link would hit every payment in flight on it, and the undo a
+        // channel asks for is the 撤销 (3001), not a counter 冲正.
         unsupported: &[
             Scenario::Prepay,
             Scenario::UnknownCustomer,
             Scenario::PartnerCloseMidFrame,
+            Scenario::CounterReversal,
         ],
         // A fresh 2001 before the debit refuses a stale (or unknown) one with nothing debited.
         ends: &[
@@ -796,6 +824,19 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             (Scenario::UnknownCustomer, "CORE_FAILED"),
         ],
         cancel: true,
+    });
+
+    let (medical_sim, medical_config) = start_medical(date, customers_per_partner, &clock).await?;
+    targets.push(Target {
+        payee: adapters::medical::PAYEE.into(),
+        instance: MEDICAL_INSTANCE.into(),
+        sim: medical_sim,
+        share: MEDICAL_SHARE,
+        fixed: false,
+        prepay: false,
+        unsupported: MEDICAL_UNSUPPORTED,
+        ends: MEDICAL_ENDS,
+        cancel: false,
     });
 
     // 岳阳烟草: the bureau pushes its orders to the hub's listener, so the hub's port is fixed
@@ -873,6 +914,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     accounts.push(internal(TOBACCO_SETTLEMENT, "岳阳烟草结算户"));
     accounts.push(internal(CABLE_SUSPENSE, "代收收视费过渡户"));
     accounts.push(internal(CABLE_SETTLEMENT, "有线电视结算户"));
+    accounts.push(internal(MEDICAL_SUSPENSE, "医保代收过渡户"));
+    accounts.push(internal(MEDICAL_FUND, "医保基金收入户"));
     let core = core_sim::start(
         CoreSimConfig {
             accounts,
@@ -909,6 +952,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         })
         .collect();
     config.cabletv = vec![cable_config(cable_port)];
+    config.medical = vec![medical_config];
     let hub = crate::app::start(&config, clock.clone()).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -1258,6 +1302,60 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     Ok(summary)
 }
 
+/// The insurer's simulator with made-up insured persons owing next year's contribution (window
+/// open on the demo's date), and the hub's `[[medical]]` for it.
+async fn start_medical(
+    date: NaiveDate,
+    count: usize,
+    clock: &SharedClock,
+) -> Result<(Arc<dyn BillSim>, crate::medical::MedicalInstanceConfig), DemoError> {
+    use chrono::Datelike;
+    use fixtures::medical_sim::{
+        demo_insured, MedicalBillSim, MedicalSim, MedicalSimConfig, TEST_BANK_PRIVATE_HEX,
+        TEST_DATA_KEY_HEX,
+    };
+    let setup = |e: String| DemoError::Setup(format!("{MEDICAL_INSTANCE}: {e}"));
+    let year = (date.year() + 1).to_string();
+    let window_start = date - chrono::Duration::days(120);
+    let window_end = date + chrono::Duration::days(30);
+    let insured = demo_insured(count, &year, window_start, window_end);
+    let bank = codecs::crypto::sm2::PrivateKey::from_hex(TEST_BANK_PRIVATE_HEX)
+        .map_err(|e| setup(e.to_string()))?;
+    let insurer = codecs::crypto::sm2::PrivateKey::generate().map_err(|e| setup(e.to_string()))?;
+    let insurer_public_key_hex = hex::encode(insurer.public_key().to_uncompressed());
+    let data_key: [u8; 16] = hex::decode(TEST_DATA_KEY_HEX)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| setup("data key".into()))?;
+    let sim = MedicalSim::start(MedicalSimConfig {
+        bank_code: MEDICAL_BANK_CODE.into(),
+        data_key,
+        bank_public: bank.public_key(),
+        insurer_key: insurer,
+        clock: clock.clone(),
+        insured: insured.clone(),
+        payments_elsewhere: Vec::new(),
+    })
+    .await?;
+    sim.set_req_time_window(MEDICAL_DEMO_WINDOW_S);
+    let sim = MedicalBillSim::new(sim, &insured, &year);
+    let config = crate::medical::MedicalInstanceConfig {
+        instance: MEDICAL_INSTANCE.into(),
+        url: sim.url(),
+        bank_code: MEDICAL_BANK_CODE.into(),
+        data_key_hex: TEST_DATA_KEY_HEX.into(),
+        bank_private_key_hex: TEST_BANK_PRIVATE_HEX.into(),
+        insurer_public_key_hex,
+        suspense_account: MEDICAL_SUSPENSE.into(),
+        settlement_account: MEDICAL_FUND.into(),
+        money_timeout_ms: ANSWER_TIMEOUT_MS,
+        query_timeout_ms: ANSWER_TIMEOUT_MS,
+        tls: None,
+        allow_plain_http: true,
+    };
+    Ok((Arc::new(sim), config))
+}
+
 fn demo_config(
     out: &std::path::Path,
     core_port: u16,
@@ -1297,6 +1395,7 @@ fn demo_config(
         },
         chendian: vec![chendian],
         fixedlen: Vec::new(),
+        medical: Vec::new(),
         keys: Default::default(),
         tobacco: None,
         withholding: Vec::new(),

@@ -580,7 +580,7 @@ impl Engine {
         row: &PaymentRow,
         link: &PartnerLink,
     ) -> Result<Option<ChannelAnswer>, EngineError> {
-        let summary = link.adapter.payment_summary(&row.customer_no);
+        let summary = link.adapter.order_summary(&Self::row_order(row));
         let outcome = self
             .core
             .transfer(
@@ -675,7 +675,14 @@ impl Engine {
         row: &PaymentRow,
         link: &PartnerLink,
     ) -> Result<ChannelAnswer, EngineError> {
-        let ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+        let mut ctx = self.context(row, row.hub_serial.clone(), row.tx_date);
+        if link.adapter.unknown_resolution() == UnknownResolution::AskStatus {
+            // The partner's status rule counts from the original's request time (medical: a
+            // "not found" is final 330 s after reqTime): send the time the journal holds for it.
+            if let Ok(time) = chrono::NaiveTime::parse_from_str(&row.tx_time, "%H%M%S") {
+                ctx.tx_time = time;
+            }
+        }
         let order = Self::row_order(row);
         let outcome = link.adapter.pay(&ctx, &order).await;
         let now = self.clock.now();
@@ -909,6 +916,15 @@ impl Engine {
         };
         if row.channel != Channel::Counter.code() {
             return Err(not_allowed("only counter payments are reversed on request"));
+        }
+        // A partner with a 撤销 of its own (medical 2002, teller-authorised) has no 冲正.
+        if self
+            .partner(&row.payee, &row.instance)
+            .is_some_and(|link| link.adapter.supports_cancel())
+        {
+            return Err(not_allowed(
+                "this payee undoes payments by cancel, not reversal",
+            ));
         }
         match row.state {
             PaymentState::Succeeded => {}

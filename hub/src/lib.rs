@@ -20,6 +20,7 @@
 //! | [`errors`] | channel error codes and their Chinese text |
 //! | [`crypto_cli`] | `hub crypto`: the operators' SM2/SM3/SM4/MAC tool |
 //! | [`keys`] | key references, current/next rings, maker-checker promotion, session keys |
+//! | [`medical`] | 城乡居民医保 (spec 03): `[[medical]]` instances as engine partners |
 //! | [`tobacco`] | 岳阳烟草: the bureau's signed order endpoint, order look-ups, the notification outbox, the T+1 file |
 //! | [`tls`] | rustls: HTTPS listeners (optional mutual TLS) and HTTPS partner clients |
 pub mod admin_backend;
@@ -37,6 +38,7 @@ pub mod engine;
 pub mod errors;
 pub mod journal;
 pub mod keys;
+pub mod medical;
 pub mod medical_desk;
 pub mod recon_job;
 pub mod simulate;

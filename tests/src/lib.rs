@@ -321,6 +321,7 @@ impl Env {
                 file_dir: None,
             }],
             fixedlen: Vec::new(),
+            medical: Vec::new(),
             keys: Default::default(),
             tobacco: None,
             withholding: Vec::new(),

@@ -4,10 +4,12 @@
 use hub::demo::{run, DemoOptions};
 
 /// Every partner instance the demo configures: 郴电国际 power, the four county water companies,
-/// the gas company onboarded by configuration, 攸县 cable TV and the tobacco bureau.
+/// the gas company onboarded by configuration, 攸县 cable TV, 新晃 medical insurance and the
+/// tobacco bureau.
 const EXPECTED_ROWS: &[(&str, &str)] = &[
     ("CDGJ", "NSH43102"),
     ("CATV", "YX0001"),
+    ("CXJM", "medins-xinhuang"),
     ("GAS", "gas-zhongfang"),
     ("TOBACCO", "430600"),
     ("WATER", "water-jiahe"),

@@ -9,14 +9,16 @@
 //! | `messages.rs` | payloads of 1001–9001 and typed readers of the answers |
 //! | `client.rs` | config, the `reqwest` exchange, outcomes (Paid / Refused / Unknown) |
 //! | `daily_file.rs` | `CXJM_<bankCode>_<acctDate>.txt`, checked against its summary line |
+//! | `partner.rs` | the insurer as the engine's `BillPartner` (ID number + `name`/`year` fields) |
 //!
-//! The bill SPI (`BillPartner`) does not fit this partner (keyed by ID number and year, 撤销
-//! instead of 冲正, a status answer with "in process"), so the adapter has its own typed API here.
+//! The typed client keeps the spec's own shapes (ID number and year, 撤销 instead of 冲正, a
+//! status answer with "in process"); `partner.rs` maps them onto the engine's `BillPartner`.
 pub mod client;
 pub mod daily_file;
 pub mod envelope;
 pub mod id_number;
 pub mod messages;
+pub mod partner;
 
 #[cfg(test)]
 mod client_tests;
@@ -30,3 +32,4 @@ pub use client::{
 };
 pub use id_number::{IdNumber, IdNumberError};
 pub use messages::{History, HistoryRecord, InsuredPerson, PayChannel, Payable, PaymentReceipt};
+pub use partner::MedicalPartner;

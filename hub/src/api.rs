@@ -319,6 +319,16 @@ pub fn openapi_document() -> serde_json::Value {
                 "responses": {"200": {"description": "status OK, orders [{order_no, retailer_name, amount_fen, order_date, due_date, overdue, mark, items_summary}]"},
                               "400": {"description": "licence_no not 12 digits, or a bad channel", "content": {"application/json": {"schema": error}}}}
             }},
+            "/api/v1/medical/history": {"post": {
+                "summary": "医保缴费记录查询 medical insurance payment history of an ID number (spec 03 3001): each standing payment with the channel it came through; masked for every channel but the counter",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["instance", "id_no", "start_date", "end_date", "channel", "branch_no", "teller_no"],
+                    "properties": {"instance": {"type": "string"}, "id_no": {"type": "string", "description": "18 characters, GB 11643 check digit"},
+                        "start_date": {"type": "string", "pattern": "^[0-9]{8}$"}, "end_date": {"type": "string", "pattern": "^[0-9]{8}$"},
+                        "channel": {"type": "string"}, "branch_no": {"type": "string"}, "teller_no": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "OK with more and records [{name, id_no, year, pay_date, amount_fen, phone, pay_channel, pay_channel_name}], or FAILED (code, partner_code)"},
+                              "400": {"description": "malformed dates or channel", "content": {"application/json": {"schema": error}}}}
+            }},
             "/api/v1/agreements/terminate": {"post": {
                 "summary": "代扣解约 terminate a withholding agreement (county water 202)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",

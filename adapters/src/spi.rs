@@ -358,6 +358,11 @@ pub trait BillPartner: Send + Sync {
     fn customer_no_max_len(&self) -> usize {
         16
     }
+    /// The one spelling of a customer number the partner and its files use (an ID number's
+    /// final `x` is `X`): the hub journals and sends that one, so a repeat and the T+1 file match.
+    fn canonical_customer_no(&self, customer_no: &str) -> String {
+        customer_no.to_string()
+    }
     /// Whether a payment with nothing due (a pure prepayment) is possible at all: where it is not,
     /// the hub refuses it before debiting anyone.
     fn accepts_prepayment(&self) -> bool {

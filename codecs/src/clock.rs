@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use chrono::{Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current Beijing local time.
@@ -84,7 +84,11 @@ pub fn parse_yyyymmdd(text: &str) -> Option<NaiveDate> {
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    NaiveDate::parse_from_str(text, "%Y%m%d").ok()
+    // No partner's date (a business date, a birth date in an ID number) lies before 1900; year
+    // 0000 is a typing slip chrono would otherwise accept.
+    NaiveDate::parse_from_str(text, "%Y%m%d")
+        .ok()
+        .filter(|date| date.year() >= 1900)
 }
 
 #[cfg(test)]
@@ -105,5 +109,11 @@ mod tests {
         assert_eq!(parse_yyyymmdd("20261203"), Some(clock.today()));
         assert_eq!(parse_yyyymmdd("20261302"), None);
         assert_eq!(parse_yyyymmdd("2026120"), None);
+        assert_eq!(parse_yyyymmdd("00000101"), None);
+        assert_eq!(parse_yyyymmdd("18991231"), None);
+        assert_eq!(
+            parse_yyyymmdd("19000101"),
+            NaiveDate::from_ymd_opt(1900, 1, 1)
+        );
     }
 }

@@ -191,6 +191,14 @@ impl AgreementDesk {
             .ok_or_else(|| refusal(ErrorCode::UnknownPayee, format!("instance {instance}")))
     }
 
+    /// Spec 02: the hub refuses new 201/202 from channels in its day-end window (23:50:00 to
+    /// 00:09:59 by its clock), before 8005 and before any call.
+    fn day_end(&self, adapter: &FixedLenAdapter) -> Option<AgreementAnswer> {
+        adapter
+            .refuses_new_payments_at(self.clock.now().time())
+            .then(|| AgreementAnswer::failed(ErrorCode::PartnerDayEnd, None))
+    }
+
     fn template(&self, channel: Channel, branch_no: &str, teller_no: &str) -> RequestContext {
         let now = self.clock.now();
         RequestContext {
@@ -202,6 +210,15 @@ impl AgreementDesk {
             // Each attempt takes a fresh serial from the journal (the register does).
             bank_serial: String::new(),
         }
+    }
+}
+
+/// A context to try the encoding with before any serial is taken (the real one comes from the
+/// journal per attempt): a placeholder serial of the header's width.
+fn trial(template: &RequestContext, adapter: &FixedLenAdapter) -> RequestContext {
+    RequestContext {
+        bank_serial: "0".repeat(adapter.bank_serial_len()),
+        ..template.clone()
     }
 }
 
@@ -224,6 +241,15 @@ async fn sign(
     ])?;
     let channel = channel(&req.channel)?;
     let adapter = desk.adapter(&req.instance)?.clone();
+    if !matches!(req.id_type.as_str(), "01" | "99") {
+        return Err(refusal(
+            ErrorCode::BadRequest,
+            format!("id_type {:?} is not 01 or 99", req.id_type),
+        ));
+    }
+    if let Some(answer) = desk.day_end(&adapter) {
+        return Ok(Json(answer));
+    }
     let request = SignRequest {
         customer_no: req.customer_no,
         customer_name: req.customer_name,
@@ -242,6 +268,12 @@ async fn sign(
             ErrorCode::PartnerInvalidIdNumber,
             None,
         )));
+    }
+    // Every field against the 201 layout (GBK, byte widths) before 8005, so a name the company
+    // could never receive is a bad request, not a core outage.
+    let template = desk.template(channel, &req.branch_no, &req.teller_no);
+    if let Err(e) = adapter.encode_sign_request(&trial(&template, &adapter), &request) {
+        return Err(refusal(ErrorCode::BadRequest, e.to_string()));
     }
     // Spec 02: the account's name with core 8005 before calling; Match=N refuses.
     let seq = desk
@@ -273,7 +305,6 @@ async fn sign(
             return Ok(Json(AgreementAnswer::failed(code, None)));
         }
     }
-    let template = desk.template(channel, &req.branch_no, &req.teller_no);
     let outcome = desk
         .register
         .sign(&adapter, desk.node, &template, &request)
@@ -297,7 +328,18 @@ async fn terminate(
     ])?;
     let channel = channel(&req.channel)?;
     let adapter = desk.adapter(&req.instance)?.clone();
+    if let Some(answer) = desk.day_end(&adapter) {
+        return Ok(Json(answer));
+    }
     let template = desk.template(channel, &req.branch_no, &req.teller_no);
+    if let Err(e) = adapter.encode_terminate_request(
+        &trial(&template, &adapter),
+        &req.customer_no,
+        &req.agreement_no,
+        &req.account_no,
+    ) {
+        return Err(refusal(ErrorCode::BadRequest, e.to_string()));
+    }
     let outcome = desk
         .register
         .terminate(

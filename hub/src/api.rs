@@ -41,6 +41,7 @@ pub(crate) fn refusal(code: ErrorCode, detail: String) -> Refusal {
         ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::DuplicateMismatch => StatusCode::CONFLICT,
         ErrorCode::NotFound | ErrorCode::NoSuchRoute => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::UnknownPayee
         | ErrorCode::ReversalNotAllowed
         | ErrorCode::CancelNotAllowed

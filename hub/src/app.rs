@@ -288,7 +288,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
                 "admin",
                 admin_listener,
                 admin_tls,
-                admin,
+                json_405(admin),
                 shutdown.subscribe(),
             )?);
             crate::api::router(engine.clone())
@@ -334,6 +334,8 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         }
         None => channel_router,
     };
+    // Every route is merged by now: a wrong method anywhere gets the JSON refusal.
+    let channel_router = json_405(channel_router);
     tasks.push(spawn_server(
         "channel",
         listener,
@@ -459,4 +461,15 @@ async fn resolver_loop(engine: Arc<Engine>, interval: Duration, mut stop: watch:
             tracing::error!(error = %e, "Resolver pass failed.");
         }
     }
+}
+
+/// A wrong method gets the JSON refusal with its stable code, not axum's empty 405. Applied once
+/// every route is merged (the fallback reaches only the routes present).
+fn json_405(router: axum::Router) -> axum::Router {
+    router.method_not_allowed_fallback(|| async {
+        crate::api::refusal(
+            crate::errors::ErrorCode::MethodNotAllowed,
+            "method not allowed".into(),
+        )
+    })
 }

@@ -281,6 +281,7 @@ impl Engine {
             detail: format!("{payee}/{instance}"),
         })?;
         let channel = Channel::from_code(channel).ok_or_else(|| EngineError::bad("channel"))?;
+        let customer_no = &link.adapter.canonical_customer_no(customer_no);
         let max = link.adapter.customer_no_max_len();
         if customer_no.len() > max || !is_ascii_alnum(customer_no) {
             return Err(EngineError::bad(format!(
@@ -426,6 +427,22 @@ impl Engine {
     /// Pays a bill: the whole channel flow. Returns the answer for the channel; a repeat of a
     /// channel key returns the first answer and moves no money.
     pub async fn pay(&self, req: &PayRequest) -> Result<ChannelAnswer, EngineError> {
+        let canonical;
+        let req = match self.partner(&req.payee, &req.instance) {
+            Some(link) => {
+                let customer_no = link.adapter.canonical_customer_no(&req.customer_no);
+                if customer_no == req.customer_no {
+                    req
+                } else {
+                    canonical = PayRequest {
+                        customer_no,
+                        ..req.clone()
+                    };
+                    &canonical
+                }
+            }
+            None => req,
+        };
         let link = self.validate(req)?;
         let hash = Self::request_hash(req);
         let now = self.clock.now();

@@ -144,20 +144,37 @@ async fn history(
             "start_date and end_date must be YYYYMMDD".into(),
         ));
     };
-    // The check digit before anything leaves the hub (spec 03 "ID numbers").
-    if IdNumber::parse(&req.id_no, desk.clock.today()).is_err() {
-        return Ok(Json(failed(ErrorCode::PartnerInvalidIdNumber, None)));
+    // Spec 03, 3001: start <= end <= today, at most 366 days counting both ends; the insurer
+    // would answer 3001, so the hub refuses it without a call.
+    let today = desk.clock.today();
+    if start > end || end > today || (end - start).num_days() + 1 > 366 {
+        return Err(refusal(
+            ErrorCode::BadRequest,
+            "start_date <= end_date <= today, at most 366 days".into(),
+        ));
     }
+    if req.branch_no.trim().is_empty() || req.teller_no.trim().is_empty() {
+        return Err(refusal(
+            ErrorCode::BadRequest,
+            "branch_no and teller_no are required".into(),
+        ));
+    }
+    // The check digit before anything leaves the hub (spec 03 "ID numbers"); the insurer gets
+    // the checked spelling (final `X`).
+    let id_no = match IdNumber::parse(&req.id_no, today) {
+        Ok(id) => id.as_str().to_string(),
+        Err(_) => return Ok(Json(failed(ErrorCode::PartnerInvalidIdNumber, None))),
+    };
     let serial = desk
         .journal
         .next_serial(desk.node, desk.clock.today(), 20)
         .await
         .map_err(|e| refusal(ErrorCode::Internal, e.to_string()))?;
     let key = client.request_key(&serial);
-    let outcome = match client.history(&key, &req.id_no, start, end).await {
+    let outcome = match client.history(&key, &id_no, start, end).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            tracing::warn!(instance = %req.instance, id_no = %mask_id_number(&req.id_no), error = %e, "3001 got no answer.");
+            tracing::warn!(instance = %req.instance, id_no = %mask_id_number(&id_no), error = %e, "3001 got no answer.");
             return Ok(Json(failed(ErrorCode::PartnerUnavailable, None)));
         }
     };

@@ -964,6 +964,27 @@ async fn operators_see_the_cable_statistics_beside_the_journal_and_refresh_the_p
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Year 0000 is a typing slip, not a date (chrono alone would take it).
+    let (status, zero) = env
+        .post(
+            &format!("/admin/api/cabletv/{INSTANCE}/statistics"),
+            &json!({"start_date": "00000101", "end_date": "00000102"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{zero}");
+    assert_eq!(zero["code"], "BAD_REQUEST", "{zero}");
+    // A wrong method gets the JSON refusal with its code, not an empty 405.
+    let wrong = reqwest::Client::new()
+        .get(format!(
+            "{}/admin/api/cabletv/{INSTANCE}/statistics",
+            env.base_url()
+        ))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: serde_json::Value = wrong.json().await.expect("a JSON body");
+    assert_eq!(body["code"], "METHOD_NOT_ALLOWED", "{body}");
 
     let (status, refreshed) = env
         .post(

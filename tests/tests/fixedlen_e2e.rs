@@ -1265,3 +1265,61 @@ async fn water_agreements_are_signed_and_terminated_from_a_channel() {
         .await;
     assert_eq!(again["partner_code"], "011", "{again}");
 }
+
+/// Spec 02: every 201 field is checked against its layout (GBK, byte widths) and IdType is 01 or
+/// 99, all before core 8005 and before the company; from 23:50:00 to 00:09:59 (the hub's clock) new
+/// 201/202 are refused with PARTNER_DAY_END and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn water_agreement_desk_refuses_bad_fields_and_the_day_end_window() {
+    let fx = Fx::start().await;
+    let customer = Kind::Water.customer(C_RECON_1);
+    let sign = json!({
+        "instance": WATER_INSTANCE, "customer_no": customer, "customer_name": customer_name(C_RECON_1),
+        "account_no": PAYER_A, "account_name": "张三", "id_type": "01",
+        "id_no": "431227199003150016", "phone": "13900001111",
+        "channel": "01", "branch_no": BRANCH, "teller_no": "T00001",
+    });
+    // CustomerName is C 40: 21 double-byte characters are 42 GBK bytes.
+    let mut long_name = sign.clone();
+    long_name["customer_name"] = json!("张".repeat(21));
+    // An emoji has no GBK encoding: a bad request, not a core outage.
+    let mut not_gbk = sign.clone();
+    not_gbk["account_name"] = json!("张三😀");
+    let mut other_id_type = sign.clone();
+    other_id_type["id_type"] = json!("02");
+    let mut long_phone = sign.clone();
+    long_phone["phone"] = json!("139000011112");
+    for bad in [&long_name, &not_gbk, &other_id_type, &long_phone] {
+        let (status, answer) = fx.env.post("/api/v1/agreements/sign", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {answer}");
+        assert_eq!(answer["code"], "BAD_REQUEST", "{answer}");
+    }
+    assert!(fx.water.agreements().is_empty());
+
+    let terminate = json!({
+        "instance": WATER_INSTANCE, "customer_no": customer, "agreement_no": "NOSUCHAGREEMENT1",
+        "account_no": PAYER_A, "channel": "02", "branch_no": BRANCH, "teller_no": "T00001",
+    });
+    let mut long_agreement = terminate.clone();
+    long_agreement["agreement_no"] = json!("A".repeat(17));
+    let (status, answer) = fx
+        .env
+        .post("/api/v1/agreements/terminate", &long_agreement)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // 23:50:00 by the hub's clock: the window has begun (the company's own starts at 23:55).
+    fx.env.clock.advance_to(at(business_date(), 23, 50, 0));
+    let (status, answer) = fx.env.post("/api/v1/agreements/sign", &sign).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "FAILED", "{answer}");
+    assert_eq!(answer["code"], "PARTNER_DAY_END", "{answer}");
+    assert!(answer.get("partner_code").is_none(), "{answer}");
+    let (_, answer) = fx
+        .env
+        .post("/api/v1/agreements/terminate", &terminate)
+        .await;
+    assert_eq!(answer["code"], "PARTNER_DAY_END", "{answer}");
+    assert!(answer.get("partner_code").is_none(), "{answer}");
+    assert!(fx.water.agreements().is_empty());
+}

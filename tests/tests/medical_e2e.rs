@@ -683,9 +683,76 @@ async fn payment_history_shows_each_payment_with_its_channel_masked_off_the_coun
         .await;
     assert_eq!(unknown["partner_code"], "1001", "{unknown}");
     assert_eq!(unknown["code"], "PARTNER_CUSTOMER_NOT_FOUND");
-    let (_, too_long) = w
+    // A range the insurer would answer 3001 (more than 366 days, start after end, end after
+    // today) and a missing teller are refused by the hub without a call.
+    let mut after_today = history(ZHANG, "02", "20261201");
+    after_today["end_date"] = json!("20261204");
+    let mut reversed = history(ZHANG, "02", "20261202");
+    reversed["end_date"] = json!("20261201");
+    let mut no_teller = history(ZHANG, "02", "20261201");
+    no_teller["teller_no"] = json!(" ");
+    let mut year_zero = history(ZHANG, "02", "00000101");
+    year_zero["end_date"] = json!("00000102");
+    for bad in [
+        history(ZHANG, "02", "20251101"),
+        after_today,
+        reversed,
+        no_teller,
+        year_zero,
+    ] {
+        let (status, refused) = w.env.post("/api/v1/medical/history", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {refused}");
+        assert_eq!(refused["code"], "BAD_REQUEST", "{refused}");
+    }
+    // 366 days counting both ends is still one question.
+    let (status, year) = w
         .env
-        .post("/api/v1/medical/history", &history(ZHANG, "02", "20251101"))
+        .post("/api/v1/medical/history", &history(ZHANG, "02", "20251203"))
         .await;
-    assert_eq!(too_long["partner_code"], "3001", "{too_long}");
+    assert_eq!(status, StatusCode::OK, "{year}");
+    assert_eq!(year["status"], "OK", "{year}");
+}
+
+/// GB 11643 writes the check character X; a channel that sends `x` pays the same person: the
+/// hub journals and sends `X`, so the insurer's records and the T+1 file match the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_case_check_character_is_journaled_and_sent_upper_case() {
+    let w = world().await;
+    let lower = WANG.to_ascii_lowercase();
+    let (status, bill) = w
+        .env
+        .post(
+            "/api/v1/bills/query",
+            &json!({
+                "payee": PAYEE_CXJM, "instance": INSTANCE, "customer_no": lower,
+                "channel": "01", "branch_no": BRANCH, "teller_no": "T00001",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bill}");
+    let (_, paid) = w
+        .pay(&Pay {
+            id_no: &lower,
+            name: "王芳",
+            fen: WANG_FEN,
+            ..zhang("01", "MEDX001")
+        })
+        .await;
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    let hub_serial = paid["hub_serial"].as_str().expect("hub_serial");
+    assert_eq!(w.env.row(hub_serial).await.customer_no, WANG);
+    let held = w.sim.payments();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].id_no, WANG);
+    // The same payment repeated with `X` is the same payment, not a second one.
+    let (_, again) = w
+        .pay(&Pay {
+            id_no: WANG,
+            name: "王芳",
+            fen: WANG_FEN,
+            ..zhang("01", "MEDX001")
+        })
+        .await;
+    assert_eq!(again["hub_serial"], paid["hub_serial"], "{again}");
+    assert_eq!(w.sim.payments().len(), 1);
 }

@@ -517,6 +517,13 @@ impl BillPartner for MedicalPartner {
         )
     }
 
+    fn canonical_customer_no(&self, customer_no: &str) -> String {
+        match customer_no.strip_suffix('x') {
+            Some(head) => format!("{head}X"),
+            None => customer_no.to_string(),
+        }
+    }
+
     fn customer_no_max_len(&self) -> usize {
         18
     }

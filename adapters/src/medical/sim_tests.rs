@@ -179,6 +179,17 @@ async fn a_business_day_against_the_simulator() {
         history.records.first().map(|r| r.channel),
         Some(PayChannel::Counter)
     );
+    // Spec 03: more than 366 days counting both ends is the insurer's 3001 (the channels' desk
+    // refuses it before calling; the client passes the insurer's answer on typed).
+    let start = at(1, 0, 0, 0).date() - chrono::Duration::days(366);
+    match w
+        .client
+        .history(&w.key(), ZHANG, start, at(1, 0, 0, 0).date())
+        .await
+    {
+        Ok(HistoryOutcome::Refused(reply)) => assert_eq!(reply.ret_code, "3001"),
+        other => panic!("3001 expected, got {other:?}"),
+    }
 
     // A second payment, cancelled (撤销) the same day.
     let yang_key = w.key();

@@ -358,6 +358,11 @@ pub trait BillPartner: Send + Sync {
     fn customer_no_max_len(&self) -> usize {
         16
     }
+    /// The longest teller number the partner's frames carry (specs 02 and 04: AN 8; spec 01
+    /// overrides it with its AN 6 through its layout).
+    fn teller_no_max_len(&self) -> usize {
+        8
+    }
     /// The one spelling of a customer number the partner and its files use (an ID number's
     /// final `x` is `X`): the hub journals and sends that one, so a repeat and the T+1 file match.
     fn canonical_customer_no(&self, customer_no: &str) -> String {

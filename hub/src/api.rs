@@ -356,7 +356,7 @@ pub fn openapi_document() -> serde_json::Value {
                 "customer_no": {"type": "string"}, "payer_account": {"type": "string"},
                 "amount_fen": {"type": "integer", "minimum": 1}, "total_due_fen": {"type": "integer", "minimum": 0},
                 "branch_no": {"type": "string", "pattern": "^[0-9]{6}$"}, "teller_no": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": {"type": "string"}, "description": "the partner's own elements: medical `name`, `year`; cable TV `package_code`, `months`"}}},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}, "description": "the partner's own elements: medical `name` (the insured), `year`, `payer_name` (缴款人, required); cable TV `package_code`, `months`"}}},
             "ChannelAnswer": {"type": "object", "required": ["status","hub_serial","amount_fen"], "properties": {
                 "status": {"type": "string", "enum": ["SUCCEEDED","FAILED","IN_DOUBT","REVERSED","CANCELLED"]},
                 "hub_serial": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"},

@@ -13,7 +13,7 @@ use adapters::spi::{
     BillPartner, Channel, OriginalRef, PayFields, PayOrder, PayOutcome, QueryOutcome,
     RequestContext, ReversalOutcome, StatusOutcome, UnknownResolution,
 };
-use chrono::{Duration, NaiveDate, NaiveDateTime};
+use chrono::{Duration, NaiveDate, NaiveDateTime, Timelike};
 use codecs::clock::{parse_yyyymmdd, SharedClock};
 use codecs::Money;
 use serde::{Deserialize, Serialize};
@@ -341,15 +341,21 @@ impl Engine {
         if req.branch_no.len() != 6 || !req.branch_no.bytes().all(|b| b.is_ascii_digit()) {
             return Err(EngineError::bad("branch_no must be 6 digits"));
         }
-        if req.teller_no.is_empty() || req.teller_no.len() > 6 || !is_ascii_alnum(&req.teller_no) {
-            return Err(EngineError::bad("teller_no must be 1..6 letters or digits"));
-        }
         let Some(link) = self.partner(&req.payee, &req.instance) else {
             return Err(EngineError::Refused {
                 code: ErrorCode::UnknownPayee,
                 detail: format!("{}/{}", req.payee, req.instance),
             });
         };
+        let teller_max = link.adapter.teller_no_max_len();
+        if req.teller_no.is_empty()
+            || req.teller_no.len() > teller_max
+            || !is_ascii_alnum(&req.teller_no)
+        {
+            return Err(EngineError::bad(format!(
+                "teller_no must be 1..{teller_max} letters or digits"
+            )));
+        }
         // A channel pays from a customer's account, never from the bank's own accounts of any
         // partner (an internal account may run a debit balance, so the core would not stop it).
         let internal = self
@@ -1255,11 +1261,18 @@ impl Engine {
         &self,
         row: &PaymentRow,
         link: &PartnerLink,
-    ) -> Result<Result<(String, NaiveDate), Step>, EngineError> {
+    ) -> Result<Result<RequestContext, Step>, EngineError> {
         if let (Some(s), Some(d)) = (&row.partner_reversal_serial, row.partner_reversal_date) {
-            return Ok(Ok((s.clone(), d)));
+            // Specs 01, 02 and 04 re-send the reversal as the same frame: the first send's
+            // TxTime too, or the partner sees other content under the serial (093/06).
+            let mut ctx = self.context(row, s.clone(), d);
+            if let Some(time) = row.partner_reversal_time {
+                ctx.tx_time = time;
+            }
+            return Ok(Ok(ctx));
         }
-        let today = self.clock.today();
+        let now = self.clock.now();
+        let today = now.date();
         let serial = self
             .journal
             .next_serial(self.config.node, today, link.adapter.bank_serial_len())
@@ -1270,6 +1283,9 @@ impl Engine {
                 Change {
                     partner_reversal_serial: Some(serial),
                     partner_reversal_date: Some(today),
+                    partner_reversal_time: Some(
+                        now.time().with_nanosecond(0).unwrap_or(now.time()),
+                    ),
                     note: format!("{} prepared", row.next_action.as_str()),
                     ..Change::default()
                 },
@@ -1335,11 +1351,10 @@ impl Engine {
                 .reschedule(row, "partner no longer configured".into())
                 .await;
         };
-        let (serial, date) = match self.reversal_serial(row, link).await? {
-            Ok(key) => key,
+        let ctx = match self.reversal_serial(row, link).await? {
+            Ok(ctx) => ctx,
             Err(step) => return Ok(step),
         };
-        let ctx = self.context(row, serial, date);
         let outcome = link.adapter.cancel(&ctx, &Self::original(row)).await;
         let now = self.clock.now();
         // A definite refusal spends the cancel's serial: a later cancel of the same payment is a
@@ -1414,11 +1429,10 @@ impl Engine {
                 .reschedule(row, "partner no longer configured".into())
                 .await;
         };
-        let (serial, date) = match self.reversal_serial(row, link).await? {
-            Ok(key) => key,
+        let ctx = match self.reversal_serial(row, link).await? {
+            Ok(ctx) => ctx,
             Err(step) => return Ok(step),
         };
-        let ctx = self.context(row, serial, date);
         let outcome = link.adapter.reverse(&ctx, &Self::original(row)).await;
         let now = self.clock.now();
         let to_core_reversal = |note: &str| Change {
@@ -1603,15 +1617,20 @@ impl Engine {
                     note: "recovered after restart: 1002 may have been sent".into(),
                     ..Change::default()
                 },
+                // A partner that takes a re-sent cancel or reversal only as a new request (spec
+                // 03's 2002, whose reqTime must be the clock's) gets a new serial after a restart
+                // too; the others get the same frame again.
                 PaymentState::CancelRequested => Change {
                     next_action: Some(NextAction::PartnerCancel),
                     next_attempt_at: Some(Some(now)),
+                    clear_partner_reversal_serial: self.resends_with_new_serial(row),
                     note: "recovered after restart".into(),
                     ..Change::default()
                 },
                 _ => Change {
                     next_action: Some(NextAction::PartnerReversal),
                     next_attempt_at: Some(Some(now)),
+                    clear_partner_reversal_serial: self.resends_with_new_serial(row),
                     note: "recovered after restart".into(),
                     ..Change::default()
                 },
@@ -1622,6 +1641,11 @@ impl Engine {
                 .await?;
         }
         Ok(rows.len())
+    }
+
+    fn resends_with_new_serial(&self, row: &PaymentRow) -> bool {
+        self.partner(&row.payee, &row.instance)
+            .is_some_and(|link| link.adapter.resend_reversal_with_new_serial())
     }
 
     fn writes_off_late_debit(&self, row: &PaymentRow) -> bool {

@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use adapters::spi::PayFields;
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use codecs::clock::{parse_yyyymmdd, yyyymmdd};
 use codecs::Money;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -20,7 +20,7 @@ use crate::state::{NextAction, PaymentState};
 /// migration added a column would be re-prepared by SQLite with more columns than sqlx expects.
 macro_rules! payment_columns {
     () => {
-        "hub_serial, channel, channel_date, channel_serial, request_hash, payee, instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no, teller_no, tx_date, tx_time, state, next_action, attempts, next_attempt_at, core_seq_no, core_date, reversal_seq_no, reversal_tran_date, reversal_core_seq_no, reversal_core_date, reversal_reason, partner_reversal_serial, partner_reversal_date, partner_serial, acct_date, prepaid_fen, last_error, first_answer, created_at, updated_at, fields"
+        "hub_serial, channel, channel_date, channel_serial, request_hash, payee, instance, customer_no, payer_account, amount_fen, total_due_fen, branch_no, teller_no, tx_date, tx_time, state, next_action, attempts, next_attempt_at, core_seq_no, core_date, reversal_seq_no, reversal_tran_date, reversal_core_seq_no, reversal_core_date, reversal_reason, partner_reversal_serial, partner_reversal_date, partner_serial, acct_date, prepaid_fen, last_error, first_answer, created_at, updated_at, fields, partner_reversal_time"
     };
 }
 
@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_tobacco.sql")),
     (4, include_str!("../migrations/0004_batch.sql")),
     (5, include_str!("../migrations/0005_payment_fields.sql")),
+    (6, include_str!("../migrations/0006_reversal_time.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +118,8 @@ pub struct PaymentRow {
     pub reversal_reason: Option<String>,
     pub partner_reversal_serial: Option<String>,
     pub partner_reversal_date: Option<NaiveDate>,
+    /// The time the partner reversal's first frame carried: a re-send is the same frame.
+    pub partner_reversal_time: Option<NaiveTime>,
     pub partner_serial: Option<String>,
     pub acct_date: Option<NaiveDate>,
     pub prepaid: Option<Money>,
@@ -143,6 +146,7 @@ pub struct Change {
     pub reversal_reason: Option<String>,
     pub partner_reversal_serial: Option<String>,
     pub partner_reversal_date: Option<NaiveDate>,
+    pub partner_reversal_time: Option<NaiveTime>,
     pub partner_serial: Option<String>,
     pub acct_date: Option<NaiveDate>,
     pub prepaid: Option<Money>,
@@ -402,6 +406,8 @@ impl Journal {
                     ELSE COALESCE(?, partner_reversal_serial) END,
                 partner_reversal_date = CASE WHEN ? = 1 THEN NULL
                     ELSE COALESCE(?, partner_reversal_date) END,
+                partner_reversal_time = CASE WHEN ? = 1 THEN NULL
+                    ELSE COALESCE(?, partner_reversal_time) END,
                 partner_serial = COALESCE(?, partner_serial),
                 acct_date = COALESCE(?, acct_date),
                 prepaid_fen = COALESCE(?, prepaid_fen),
@@ -426,6 +432,12 @@ impl Journal {
         .bind(&change.partner_reversal_serial)
         .bind(change.clear_partner_reversal_serial as i64)
         .bind(change.partner_reversal_date.map(yyyymmdd))
+        .bind(change.clear_partner_reversal_serial as i64)
+        .bind(
+            change
+                .partner_reversal_time
+                .map(|t| t.format("%H%M%S").to_string()),
+        )
         .bind(&change.partner_serial)
         .bind(change.acct_date.map(yyyymmdd))
         .bind(change.prepaid.map(Money::fen))
@@ -694,6 +706,16 @@ fn map_row(r: &sqlx::sqlite::SqliteRow) -> Result<PaymentRow, JournalError> {
             "partner_reversal_date",
             r.try_get("partner_reversal_date")?,
         )?,
+        partner_reversal_time: match r.try_get::<Option<String>, _>("partner_reversal_time")? {
+            None => None,
+            Some(v) => Some(NaiveTime::parse_from_str(&v, "%H%M%S").map_err(|_| {
+                JournalError::Corrupt {
+                    serial: serial.clone(),
+                    column: "partner_reversal_time",
+                    value: v,
+                }
+            })?),
+        },
         partner_serial: r.try_get("partner_serial")?,
         acct_date: opt_date(&serial, "acct_date", r.try_get("acct_date")?)?,
         prepaid: r

@@ -74,8 +74,9 @@ pub struct PartnerTls {
     pub timeout_ms: u64,
 }
 
+/// Both HTTPS partners' specs say connect 5 s (03 medical insurance, 09 tobacco).
 fn default_connect_timeout_ms() -> u64 {
-    3_000
+    5_000
 }
 
 fn default_timeout_ms() -> u64 {

@@ -310,7 +310,8 @@ impl Fx {
             "channel": p.channel, "channel_date": self.env.today(), "channel_serial": p.serial,
             "payee": k.payee(), "instance": k.instance(), "customer_no": p.customer_no,
             "payer_account": p.payer, "amount_fen": p.amount_fen, "total_due_fen": p.total_due_fen,
-            "branch_no": BRANCH, "teller_no": "T00001",
+            // TellerNo is AN 8 in spec 02's header: the worked example's teller.
+            "branch_no": BRANCH, "teller_no": "T0801001",
         })
     }
 
@@ -787,6 +788,65 @@ async fn water_partner_timeout_sends_104_and_reverses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gas_partner_timeout_sends_304_and_reverses() {
     partner_timeout_is_reversed(Kind::Gas).await;
+}
+
+/// Spec 02 (and 11): the reversal re-sent after a timeout is "the same 104 frame"; the company
+/// answers an identical repeat with its first answer and other content under the serial with
+/// 093. Here the first 104 is processed but its answer comes too late: the re-send must be the
+/// identical frame (same TxTime, same MAC), so it gets the first answer and the payment ends
+/// REVERSED, once.
+async fn late_reversal_answer_is_resent_as_the_same_frame(k: Kind) {
+    let fx = Fx::start().await;
+    let customer = k.customer(C_TIMEOUT);
+    fx.arm_pay(k, &customer, WaterFault::AnswerLate(LATE_BY));
+    let reversal_code = match k {
+        Kind::Water => "104",
+        Kind::Gas => "304",
+    };
+    match k {
+        Kind::Water => fx.water.arm(WaterFaultRule {
+            trade_code: reversal_code.into(),
+            customer_no: Some(customer.clone()),
+            fault: WaterFault::AnswerLate(LATE_BY),
+            times: 1,
+        }),
+        Kind::Gas => fx.gas.arm(GasFaultRule {
+            trade_code: reversal_code.into(),
+            customer_no: Some(customer.clone()),
+            fault: WaterFault::AnswerLate(LATE_BY),
+            times: 1,
+        }),
+    }
+    // The re-send waits out the spec's backoff (at least 10 s), so a rebuilt frame would carry
+    // another TxTime.
+    let (answer, serial) = fx
+        .pay_ok(
+            k,
+            &PayArgs::mobile("MB0104", &customer, PAYER_B, k.due_fen()),
+        )
+        .await;
+    assert_eq!(answer["status"], "IN_DOUBT", "{answer}");
+    let row = fx.env.wait_state(&serial, PaymentState::Reversed).await;
+    assert!(
+        row.partner_reversal_time.is_some(),
+        "the first send's time is journaled"
+    );
+    let partner = fx
+        .sim_payment(k, &serial)
+        .expect("written off, then reversed");
+    assert!(!partner.written_off, "the first 104 reversed the write-off");
+    assert_eq!(fx.sim_due_fen(k, &customer), k.due_fen(), "bills restored");
+    fx.assert_money(k, PAYER_B, PAYER_B_OPENING_FEN, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn water_late_104_answer_is_resent_as_the_same_frame() {
+    late_reversal_answer_is_resent_as_the_same_frame(Kind::Water).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gas_late_304_answer_is_resent_as_the_same_frame() {
+    late_reversal_answer_is_resent_as_the_same_frame(Kind::Gas).await;
 }
 
 /// 099 after writing off (outcome unknown to the bank): reversed at both ends.

@@ -308,6 +308,12 @@ async fn refusals_before_the_debit_take_no_money() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert_eq!(answer["code"], "BAD_REQUEST");
     }
+    // 2001 carries payerName (spec 03): without it the insurer would answer 9001 after the
+    // debit, so the hub refuses it first.
+    let mut nameless = zhang("02", "MEDR012").body(&w.env);
+    nameless["fields"]["payer_name"] = json!(" ");
+    let (status, answer) = w.env.post("/api/v1/payments", &nameless).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let (_, refused) = w
         .env
         .post("/api/v1/bills/query", &query("431227199003150017", "02"))

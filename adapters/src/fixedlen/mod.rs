@@ -137,6 +137,22 @@ impl FixedLenAdapter {
             .unwrap_or(0)
     }
 
+    /// The width of the header's TellerNo (spec 01: AN 6, spec 02: AN 8): a longer teller is
+    /// refused before any debit rather than by the encoder after it.
+    pub fn teller_no_len(&self) -> usize {
+        let name = &self.profile().header.teller_no;
+        self.profile()
+            .header_layout()
+            .ok()
+            .and_then(|layout| {
+                layout.items.iter().find_map(|item| match item {
+                    codecs::layout::Item::Field(field) if &field.name == name => Some(field.len),
+                    _ => None,
+                })
+            })
+            .unwrap_or(0)
+    }
+
     /// Whether this profile offers a separate prepayment trade.
     pub fn supports_prepay(&self) -> bool {
         self.profile().trades.prepay.is_some()
@@ -359,6 +375,10 @@ impl BillPartner for FixedLenAdapter {
 
     fn bank_serial_len(&self) -> usize {
         FixedLenAdapter::bank_serial_len(self)
+    }
+
+    fn teller_no_max_len(&self) -> usize {
+        FixedLenAdapter::teller_no_len(self)
     }
 
     fn accepts_payments_at(&self, time: chrono::NaiveTime) -> bool {

@@ -1,6 +1,6 @@
 //! The insurer as a [`BillPartner`], so that channels query and pay contributions through the
 //! hub's engine: customer number = the insured's ID number, payment fields `name` (the insured's
-//! full name as the payer typed it) and `year`, optionally `payer_name`.
+//! full name as the payer typed it), `year` and `payer_name` (缴款人).
 //!
 //! The spec's rules this file carries: the ID check before any call, the 1001 re-check before the
 //! debit (typed name and payable amount from fresh data, never the channel's), 2003 on the
@@ -302,6 +302,13 @@ impl BillPartner for MedicalPartner {
             return Err(AdapterError::InvalidInput {
                 field: "fields.name",
                 reason: "须填写参保人姓名".into(),
+            });
+        }
+        // 2001's payerName (the payer may be anyone, spec 03): the insurer takes no empty one.
+        if field(&order.fields, FIELD_PAYER_NAME).trim().is_empty() {
+            return Err(AdapterError::InvalidInput {
+                field: "fields.payer_name",
+                reason: "须填写缴款人姓名".into(),
             });
         }
         // The spec names no default year: a contribution is always for a year the payer chose.

@@ -226,11 +226,11 @@ async fn cancel(
     body: Result<Json<CancelRequest>, JsonRejection>,
 ) -> Result<Response, Refusal> {
     let Json(req) = body.map_err(bad_json)?;
-    if req.authorized_by.len() > 6 || !req.authorized_by.bytes().all(|b| b.is_ascii_alphanumeric())
+    if req.authorized_by.len() > 8 || !req.authorized_by.bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return Err(refusal(
             ErrorCode::BadRequest,
-            "authorized_by must be 0..6 letters or digits".into(),
+            "authorized_by must be 0..8 letters or digits".into(),
         ));
     }
     let view = engine

@@ -65,6 +65,8 @@ pub struct Bill {
     pub items: Vec<BillItem>,
     /// The partner said nothing is due; a payment is still allowed as a pure prepayment.
     pub nothing_due: bool,
+    /// The meter the bills were read from, where the partner says (water, gas).
+    pub meter_no: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -73,6 +75,18 @@ pub struct BillItem {
     pub period: String,
     pub amount: Money,
     pub penalty: Money,
+    /// Readings and usage of the period, where the partner states them.
+    pub usage: Option<MeterUsage>,
+}
+
+/// A period's readings and usage as decimal text in `unit` (`40.50`): the partner's usage is
+/// authoritative (specs 02 and 11: never recomputed from the readings).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct MeterUsage {
+    pub prev_reading: String,
+    pub curr_reading: String,
+    pub usage: String,
+    pub unit: String,
 }
 
 #[derive(Clone, Debug)]

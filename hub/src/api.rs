@@ -162,7 +162,7 @@ async fn query(
         )
         .await?;
     Ok(match outcome {
-        QueryOutcome::Bill(bill) => Json(json!({
+        QueryOutcome::Bill(bill) => Json(with_meter(json!({
             "status": "OK",
             "customer_no": bill.customer_no,
             "customer_name": bill.customer_name,
@@ -170,10 +170,19 @@ async fn query(
             "total_due_fen": bill.total_due.fen(),
             "prepaid_fen": bill.prepaid.fen(),
             "nothing_due": bill.nothing_due,
-            "items": bill.items.iter().map(|i| json!({
-                "period": i.period, "amount_fen": i.amount.fen(), "penalty_fen": i.penalty.fen()
-            })).collect::<Vec<_>>(),
-        }))
+            "items": bill.items.iter().map(|i| {
+                let mut item = json!({
+                    "period": i.period, "amount_fen": i.amount.fen(), "penalty_fen": i.penalty.fen()
+                });
+                if let Some(u) = &i.usage {
+                    item["usage"] = json!({
+                        "prev_reading": u.prev_reading, "curr_reading": u.curr_reading,
+                        "usage": u.usage, "unit": u.unit,
+                    });
+                }
+                item
+            }).collect::<Vec<_>>(),
+        }), bill.meter_no))
         .into_response(),
         QueryOutcome::Refused(reply) => {
             let code = ErrorCode::from_partner(reason_of(&reply.code), &reply.code);
@@ -364,4 +373,12 @@ pub fn openapi_document() -> serde_json::Value {
                 "acct_date": {"type": "string"}, "prepaid_fen": {"type": "integer"}, "amount_fen": {"type": "integer"}}}
         }}
     })
+}
+
+/// The meter number joins a bill only where the partner states one (water, gas).
+fn with_meter(mut bill: serde_json::Value, meter_no: Option<String>) -> serde_json::Value {
+    if let Some(meter_no) = meter_no {
+        bill["meter_no"] = json!(meter_no);
+    }
+    bill
 }

@@ -160,7 +160,9 @@ fn water_customers() -> Vec<WaterCustomer> {
                 Kind::Water
                     .bills()
                     .iter()
-                    .zip([(1_000, 1_012, 12), (1_012, 1_022, 10)])
+                    // The first period's meter was changed: its Usage (13) is not Curr − Prev,
+                    // and spec 02 says it is authoritative.
+                    .zip([(1_000, 1_012, 13), (1_012, 1_022, 10)])
                     .map(|((period, fee, late), (prev, curr, usage))| WaterBill {
                         period: (*period).into(),
                         prev_reading_m3: prev,
@@ -537,6 +539,28 @@ async fn query_then_pay_exact_total(k: Kind) {
         assert_eq!(item["period"], period);
         assert_eq!(item["amount_fen"], fee);
         assert_eq!(item["penalty_fen"], late);
+    }
+    // The arrears and usage query: readings and usage as the company states them, in m³
+    // (spec 02: whole m³; spec 11: 0.01 m³, `0000004050` = 40.50).
+    let (meter, usages) = match k {
+        Kind::Water => (
+            format!("SB{C_PAY:010}"),
+            [("1000", "1012", "13"), ("1012", "1022", "10")],
+        ),
+        Kind::Gas => (
+            format!("QB{C_PAY:010}"),
+            [
+                ("1200.00", "1240.50", "40.50"),
+                ("1240.50", "1269.50", "29.00"),
+            ],
+        ),
+    };
+    assert_eq!(bill["meter_no"], meter.as_str(), "{bill}");
+    for (item, (prev, curr, usage)) in items.iter().zip(usages) {
+        assert_eq!(item["usage"]["prev_reading"], prev, "{item}");
+        assert_eq!(item["usage"]["curr_reading"], curr, "{item}");
+        assert_eq!(item["usage"]["usage"], usage, "{item}");
+        assert_eq!(item["usage"]["unit"], "m³");
     }
 
     let (answer, serial) = fx

@@ -214,6 +214,7 @@ pub fn bill_of(customer: &Customer, params: Option<&ParamSet>) -> Bill {
                 period: format!("{:04}{:02}", month.year, month.month),
                 amount: fee.unwrap_or(Money::ZERO),
                 penalty: Money::ZERO,
+                usage: None,
             });
         }
         if sum == Some(package.arrears_amount) {
@@ -224,6 +225,7 @@ pub fn bill_of(customer: &Customer, params: Option<&ParamSet>) -> Bill {
                 period: format!("{:04}{:02}", first.year, first.month),
                 amount: package.arrears_amount,
                 penalty: Money::ZERO,
+                usage: None,
             });
         }
     }
@@ -235,6 +237,7 @@ pub fn bill_of(customer: &Customer, params: Option<&ParamSet>) -> Bill {
         prepaid: Money::ZERO,
         items,
         nothing_due: !total.is_positive(),
+        meter_no: None,
     }
 }
 

@@ -557,6 +557,7 @@ fn bill(record: &Record, nothing_due: bool) -> Result<Bill, ResponseError> {
                 period: required(item, "Period")?.to_string(),
                 amount: money(item, "Amount")?,
                 penalty: money(item, "Penalty")?,
+                usage: None,
             })
         })
         .collect::<Result<Vec<_>, ResponseError>>()?;
@@ -568,6 +569,7 @@ fn bill(record: &Record, nothing_due: bool) -> Result<Bill, ResponseError> {
         prepaid: money(record, "Prepaid")?,
         items,
         nothing_due,
+        meter_no: None,
     })
 }
 

@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use super::messages::{Response, ResponseError};
 use super::profile::{Codes, Profile};
 use crate::spi::{
-    AdapterError, Bill, BillItem, PartnerReply, PayOutcome, QueryOutcome, ReversalOutcome,
-    StatusOutcome,
+    AdapterError, Bill, BillItem, MeterUsage, PartnerReply, PayOutcome, QueryOutcome,
+    ReversalOutcome, StatusOutcome,
 };
 
 /// The reply code of a payment refused because the partner could not be reached at all.
@@ -183,6 +183,24 @@ fn text(record: &Record, field: &str) -> String {
     record.get(field).unwrap_or_default().to_string()
 }
 
+/// An N field of `scale` implied decimal places as decimal text (`0000004050`, 2 → `40.50`).
+fn scaled(record: &Record, field: &str, scale: u32) -> Result<String, AdapterError> {
+    let digits = record.get(field).unwrap_or_default();
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| garbled(format!("{field}不是数字")))?;
+    if scale == 0 {
+        return Ok(value.to_string());
+    }
+    let unit = 10u64.pow(scale);
+    Ok(format!(
+        "{}.{:0width$}",
+        value / unit,
+        value % unit,
+        width = scale as usize
+    ))
+}
+
 /// Query: a query moves no money, so every failure is an error; an answer for another customer
 /// is garbled.
 pub fn query_outcome(
@@ -204,10 +222,20 @@ pub fn query_outcome(
     }
     let mut items = Vec::new();
     for bill in body.group(&f.bills) {
+        let usage = match &f.usage {
+            Some(u) => Some(MeterUsage {
+                prev_reading: scaled(bill, &u.prev_reading, u.scale)?,
+                curr_reading: scaled(bill, &u.curr_reading, u.scale)?,
+                usage: scaled(bill, &u.usage, u.scale)?,
+                unit: u.unit.clone(),
+            }),
+            None => None,
+        };
         items.push(BillItem {
             period: text(bill, &f.bill_period),
             amount: money(bill, &f.bill_amount)?,
             penalty: money(bill, &f.bill_penalty)?,
+            usage,
         });
     }
     let total_due = money(body, &f.total_due)?;
@@ -226,6 +254,7 @@ pub fn query_outcome(
         prepaid: money(body, &f.balance)?,
         items,
         nothing_due: total_due == Money::ZERO,
+        meter_no: f.usage.as_ref().map(|u| text(body, &u.meter_no)),
     }))
 }
 

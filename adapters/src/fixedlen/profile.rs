@@ -289,6 +289,26 @@ pub struct BodyFields {
     pub orig_trade_code: String,
     pub amount: String,
     pub status: String,
+    /// `[fields.usage]`: the meter and usage a query answer carries (spec 02's arrears and usage
+    /// query, spec 11's 用气量), shown to the channel beside each bill. Absent: none.
+    #[serde(default)]
+    pub usage: Option<UsageFields>,
+}
+
+/// Where a query answer carries the meter and each bill's readings and usage.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageFields {
+    /// A top-level field of the query answer.
+    pub meter_no: String,
+    /// Fields of each bill of the `bills` group.
+    pub prev_reading: String,
+    pub curr_reading: String,
+    pub usage: String,
+    /// Decimal places of the three numbers as sent (spec 02: 0, whole m³; spec 11: 2, 0.01 m³).
+    pub scale: u32,
+    /// The unit the channel shows (`m³`).
+    pub unit: String,
 }
 
 /// The response-code table: what each code means for the SPI.
@@ -529,7 +549,52 @@ impl Profile {
                 (None, false) => {}
             }
         }
+        self.validate_usage()?;
         self.validate_daily_file()
+    }
+
+    /// `[fields.usage]` names fields the query answer has: a typo would otherwise make every
+    /// query of the instance garbled.
+    fn validate_usage(&self) -> Result<(), AdapterError> {
+        let Some(usage) = &self.fields.usage else {
+            return Ok(());
+        };
+        if usage.scale > 6 || usage.unit.trim().is_empty() {
+            return Err(config_error(
+                "fields.usage",
+                "scale须在0至6之间，unit不能为空",
+            ));
+        }
+        let Some(response) = self.trades.query.response.as_deref() else {
+            return Err(config_error("fields.usage", "查询交易无应答报文体"));
+        };
+        let layout = self.layout(response)?;
+        if field_kind(layout, &usage.meter_no).is_none() {
+            return Err(config_error(
+                "fields.usage.meter_no",
+                format!("查询应答中没有字段{}", usage.meter_no),
+            ));
+        }
+        let bills = layout.items.iter().find_map(|item| match item {
+            Item::Group(group) if group.group == self.fields.bills => Some(group),
+            _ => None,
+        });
+        let Some(bills) = bills else {
+            return Err(config_error("fields.bills", "查询应答中没有账单组"));
+        };
+        for name in [&usage.prev_reading, &usage.curr_reading, &usage.usage] {
+            let numeric = bills
+                .fields
+                .iter()
+                .any(|f| &f.name == name && f.kind == FieldKind::N);
+            if !numeric {
+                return Err(config_error(
+                    "fields.usage",
+                    format!("账单组中没有数字字段{name}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_daily_file(&self) -> Result<(), AdapterError> {
@@ -622,6 +687,27 @@ mod tests {
         assert!(!day_end.refuses_at(at(12, 0, 0)));
         let bad = WATER_PROFILE_TOML.replace("refuse_from = \"235000\"", "refuse_from = \"2350\"");
         assert!(Profile::from_toml(&bad).is_err());
+    }
+
+    #[test]
+    fn usage_fields_must_name_numeric_bill_fields_of_the_query_answer() {
+        let profile = Profile::builtin("water").expect("water");
+        let usage = profile.fields.usage.expect("spec 02 shows usage");
+        assert_eq!((usage.usage.as_str(), usage.scale), ("Usage", 0));
+        for (from, to) in [
+            ("usage = \"Usage\"", "usage = \"Usages\""),
+            // Period is numeric but WaterFee is M: not a reading.
+            (
+                "prev_reading = \"PrevReading\"",
+                "prev_reading = \"WaterFee\"",
+            ),
+            ("meter_no = \"MeterNo\"", "meter_no = \"Meter\""),
+            ("scale = 0", "scale = 7"),
+        ] {
+            let bad = WATER_PROFILE_TOML.replace(from, to);
+            assert_ne!(bad, WATER_PROFILE_TOML, "{from}");
+            assert!(Profile::from_toml(&bad).is_err(), "{to} accepted");
+        }
     }
 
     #[test]

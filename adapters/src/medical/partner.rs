@@ -176,9 +176,11 @@ impl MedicalPartner {
                     period: p.year.clone(),
                     amount: p.amount,
                     penalty: Money::ZERO,
+                    usage: None,
                 })
                 .collect(),
             nothing_due: open.is_empty(),
+            meter_no: None,
         }
     }
 

@@ -111,8 +111,10 @@ impl BillPartner for TobaccoPartner {
                             period: order.order_date.format("%Y%m").to_string(),
                             amount: order.amount,
                             penalty: Money::ZERO,
+                            usage: None,
                         }],
                         nothing_due: false,
+                        meter_no: None,
                     }));
                 }
                 OrderState::Paying => PayRefusal::InProgress,

@@ -373,6 +373,16 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
             shutdown.subscribe(),
         )));
     }
+    if let Some(schedule) = &config.recon_schedule {
+        tasks.push(tokio::spawn(crate::recon_schedule::run_scheduler(
+            engine.clone(),
+            schedule.clone(),
+            config.hub.file_dir.clone(),
+            config.hub.report_dir.clone(),
+            clock.clone(),
+            shutdown.subscribe(),
+        )));
+    }
     let resolver = tokio::spawn(resolver_loop(
         engine.clone(),
         Duration::from_millis(config.hub.resolver_interval_ms.max(10)),

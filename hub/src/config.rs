@@ -34,6 +34,10 @@ pub struct HubConfig {
     /// (spec 02: every 10 minutes 06:00–12:00).
     #[serde(default)]
     pub withholding: Vec<crate::batch::schedule::WithholdingConfig>,
+    /// `[recon_schedule]`: `hub serve` reconciles and settles the previous day itself (absent:
+    /// an operator or cron runs `hub recon`).
+    #[serde(default)]
+    pub recon_schedule: Option<crate::recon_schedule::ReconScheduleConfig>,
     /// `[[cabletv]]`: 攸县有线电视 (spec 04), one long link per BankCode.
     #[serde(default)]
     pub cabletv: Vec<adapters::cabletv::CableTvConfig>,
@@ -151,7 +155,12 @@ impl ConfigError {
 
 impl HubConfig {
     pub fn from_toml(text: &str) -> Result<HubConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse(e.message().to_string()))
+        let config: HubConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.message().to_string()))?;
+        if let Some(schedule) = &config.recon_schedule {
+            schedule.times().map_err(ConfigError::Parse)?;
+        }
+        Ok(config)
     }
 
     pub fn load(path: &Path) -> Result<HubConfig, ConfigError> {

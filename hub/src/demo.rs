@@ -1399,6 +1399,7 @@ fn demo_config(
         keys: Default::default(),
         tobacco: None,
         withholding: Vec::new(),
+        recon_schedule: None,
         cabletv: Vec::new(),
     })
 }

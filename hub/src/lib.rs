@@ -41,6 +41,7 @@ pub mod keys;
 pub mod medical;
 pub mod medical_desk;
 pub mod recon_job;
+pub mod recon_schedule;
 pub mod simulate;
 pub mod state;
 pub mod tls;

@@ -325,6 +325,7 @@ impl Env {
             keys: Default::default(),
             tobacco: None,
             withholding: Vec::new(),
+            recon_schedule: None,
             cabletv: Vec::new(),
         }
     }

@@ -1407,3 +1407,90 @@ async fn water_agreement_desk_refuses_bad_fields_and_the_day_end_window() {
     assert!(answer.get("partner_code").is_none(), "{answer}");
     assert!(fx.water.agreements().is_empty());
 }
+
+/// `[recon_schedule]`: `hub serve` reconciles the previous day itself. At 06:30 the files are not
+/// there (nothing settles, it tries again later); once they are, the next attempt an hour later
+/// reconciles and settles the day once, with no operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_reconciles_and_settles_the_previous_day_once_the_files_are_there() {
+    let k = Kind::Water;
+    let date = business_date();
+    let mut fx = Fx::start().await;
+    let customer = k.customer(C_RECON_1);
+    let (paid, serial) = fx
+        .pay_ok(
+            k,
+            &PayArgs::mobile("SC0001", &customer, PAYER_A, k.due_fen()),
+        )
+        .await;
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    fx.env.wait_state(&serial, PaymentState::Succeeded).await;
+
+    fx.env.stop_hub().await;
+    let mut config = fx.env.hub_config();
+    config.fixedlen = vec![
+        instance_config(Kind::Water, fx.water.addr.port()),
+        instance_config(Kind::Gas, fx.gas.addr.port()),
+    ];
+    config.recon_schedule = Some(hub::recon_schedule::ReconScheduleConfig {
+        start: "063000".into(),
+        retry_minutes: 60,
+        alert_after: "110000".into(),
+        check_interval_ms: 20,
+    });
+    fx.env.start_hub_with_config(config).await;
+
+    let settlement = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT state, amount_fen FROM settlements WHERE instance = ? AND business_date = ?",
+        )
+        .bind(WATER_INSTANCE)
+        .bind(yyyymmdd(date))
+        .fetch_optional(&pool)
+        .await
+        .expect("settlements read")
+    };
+    let next_day = date.checked_add_days(Days::new(1)).expect("next day");
+    fx.env.clock.advance_to(at(next_day, 6, 30, 0));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        settlement(fx.env.journal.pool().clone()).await,
+        None,
+        "no files yet: nothing settles"
+    );
+
+    fx.env
+        .core
+        .write_daily_file(date, &fx.env.files_dir())
+        .expect("core file");
+    fx.water
+        .write_daily_files(date, &fx.env.files_dir())
+        .expect("water files");
+    // Within the hour nothing is tried again.
+    fx.env.clock.advance_to(at(next_day, 7, 0, 0));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(settlement(fx.env.journal.pool().clone()).await, None);
+    let postings = fx.env.core.posting_count();
+    fx.env.clock.advance_to(at(next_day, 7, 30, 0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let settled = loop {
+        if let Some(row) = settlement(fx.env.journal.pool().clone()).await {
+            if row.0 == "POSTED" {
+                break row;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(settled.1, k.due_fen());
+    // Once: later looks that day leave the day alone.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    fx.env.clock.advance_to(at(next_day, 9, 0, 0));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        fx.env.core.posting_count(),
+        postings + 1,
+        "one settlement 8002"
+    );
+    assert_eq!(fx.env.balance_fen(WATER_SETTLEMENT), k.due_fen());
+}

@@ -134,7 +134,12 @@ pub async fn partner_links(
     }
     // Cable TV: the long link starts here and stops when the engine (its partner) is dropped.
     for c in &config.cabletv {
-        links.push(crate::cabletv::link(c, clock.clone(), journal)?);
+        links.push(crate::cabletv::link(
+            c,
+            clock.clone(),
+            journal,
+            config.engine.node,
+        )?);
     }
     // 城乡居民医保: HTTPS to the insurer, one client per bank instance.
     for c in &config.medical {

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::cabletv::{CablePartner, CableTv, CableTvConfig, StandingTotals, PAYEE};
+use adapters::cabletv::link::SERIAL_SOURCE_WIDTH;
+use adapters::cabletv::{
+    CablePartner, CableTv, CableTvConfig, SerialSource, StandingTotals, PAYEE,
+};
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use codecs::clock::{yyyymmdd, SharedClock};
 use codecs::Money;
@@ -44,14 +47,34 @@ fn standing_totals(journal: Journal, instance: String) -> StandingTotals {
     })
 }
 
+/// The hub-originated serials of the cable link (`XT` + these 18 characters: date, node, 8
+/// digits) from the journal's day counter, the one the engine's serials use: it is durable and
+/// shared by every process on the journal, so a `hub serve` restarted the same day or a `hub
+/// recon` beside it never repeats a serial (spec 04: unique per BankCode and TxDate; a repeat
+/// with other content is answered 06). The `XT` keeps them apart from the engine's all-digit
+/// serials, which the counter also numbers.
+pub fn journal_serials(journal: Journal, node: u8) -> SerialSource {
+    Arc::new(move |date: NaiveDate| {
+        let journal = journal.clone();
+        Box::pin(async move {
+            journal
+                .next_serial(node, date, SERIAL_SOURCE_WIDTH)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
 /// Starts one `[[cabletv]]` instance: its link, and the year check tied to the link's life.
 pub fn link(
     config: &CableTvConfig,
     clock: SharedClock,
     journal: &Journal,
+    node: u8,
 ) -> Result<PartnerLink, adapters::spi::AdapterError> {
     let standing = standing_totals(journal.clone(), config.bank_code.clone());
-    let partner = CablePartner::start(config, clock.clone(), Some(standing))?;
+    let serials = journal_serials(journal.clone(), node);
+    let partner = CablePartner::start(config, clock.clone(), Some(standing), Some(serials))?;
     tokio::spawn(year_check(
         partner.tv().clone(),
         journal.clone(),
@@ -146,4 +169,44 @@ pub async fn check_year(
         "有线电视年度对账不平（5003），请运维人员核查。"
     );
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spec 04: Serial unique per BankCode and TxDate for each side's requests. A `hub serve`
+    /// restarted the same day opens the journal again: its link's serials go on from the
+    /// earlier process's, and a `hub recon` running beside it draws from the same counter.
+    #[tokio::test]
+    async fn serials_from_the_journal_go_on_across_a_restart_and_beside_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+
+        let first = Journal::open(&url).await.unwrap();
+        let serials = journal_serials(first.clone(), 1);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(serials(day).await.unwrap());
+        }
+        // The date, node 01, then the day's counter in 8 digits: 18 characters after `XT`.
+        let expected: Vec<String> = (1..=3).map(|n| format!("2026120201{n:08}")).collect();
+        assert_eq!(seen, expected);
+        drop(serials);
+        first.pool().close().await;
+
+        // The restart: a new journal handle on the same file, and beside it a second process.
+        let restarted = journal_serials(Journal::open(&url).await.unwrap(), 1);
+        let recon = journal_serials(Journal::open(&url).await.unwrap(), 1);
+        for _ in 0..3 {
+            for source in [&restarted, &recon] {
+                let serial = source(day).await.unwrap();
+                assert_eq!(serial.len(), SERIAL_SOURCE_WIDTH);
+                assert!(!seen.contains(&serial), "{serial} again");
+                seen.push(serial);
+            }
+        }
+        assert_eq!(seen.last().map(String::as_str), Some("202612020100000009"));
+    }
 }

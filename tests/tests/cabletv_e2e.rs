@@ -306,6 +306,7 @@ async fn query_and_pay_answers_every_code_a_channel_meets_with_the_right_ledger_
     // 2002 refusals after the debit (the cable company's data changed in between, or it is
     // closing its year, or the link lost its sign-in): the debit is reversed at the core.
     let li_two = 2 * JB_FEN; // 202607 + 202608
+    let connections_before = sim.connections();
     for (serial, code, channel_code) in [
         ("CT0010", "05", "PARTNER_AMOUNT_MISMATCH"),
         ("CT0011", "04", "PARTNER_NOT_PAYABLE_NOW"),
@@ -340,6 +341,17 @@ async fn query_and_pay_answers_every_code_a_channel_meets_with_the_right_ledger_
         assert!(row.reversal_core_seq_no.is_some(), "{code}: 8003 posted");
         assert_money(&env, PAYER_A, payer, suspense);
         assert!(sim_payment(&sim, &hub_serial).is_none());
+        if code == "92" {
+            // Spec: after 92, "re-send after reconnect and sign-in": the hub closed the link
+            // that answered 92 and signs in on a new connection.
+            let connections = sim.connections();
+            wait_for_link(&env).await;
+            assert!(
+                sim.connections() > connections_before,
+                "no reconnect after 92"
+            );
+            assert!(sim.connections() >= connections);
+        }
     }
 
     // 李四 can still pay the same two months: the cable company wrote none of the above off.
@@ -894,6 +906,9 @@ async fn the_year_end_stops_channel_money_from_22_55_until_the_new_year_prices_a
         key,
         cable_config(sim.addr.port()).link_settings(),
         env.clock.clone(),
+        // The journal's counter, as the hub's own link: the two links run side by side on one
+        // day and must not share a serial.
+        hub::cabletv::journal_serials(env.journal.clone(), 1),
     );
     let deadline = std::time::Instant::now() + WAIT_LIMIT;
     while !tv.signed_in() {

@@ -4,6 +4,8 @@
 //! answer MAC), and the engine resolves it. The link never re-sends.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -28,7 +30,8 @@ pub struct LinkSettings {
     pub heartbeat_idle_ms: u64,
     /// Close after this much receiving silence (90 s).
     pub receive_idle_ms: u64,
-    /// From 22:55:00 on 31 December, 0000 this often whatever the traffic (60 s).
+    /// From 22:55:00 on 31 December until a status shows the service resumed, 0000 this often
+    /// whatever the traffic (60 s).
     pub year_end_heartbeat_ms: u64,
     /// 2002 and 3001 (15 s).
     pub money_timeout_ms: u64,
@@ -88,6 +91,77 @@ pub struct Caller {
     pub serial: String,
 }
 
+/// Hands out the part after `XT` of hub-originated serials: 18 ASCII characters, never the same
+/// twice for one TxDate, also across processes. Spec 04: Serial is "unique per BankCode and TxDate
+/// for each side's requests", and a reused serial with other content is answered 06; a `hub serve`
+/// restarted the same day, or a `hub recon` running beside it, must not repeat the serials of the
+/// earlier process. The hub backs this with its journal's durable day counter; see
+/// [`clock_seeded_serials`] for a link without one.
+pub type SerialSource = Arc<
+    dyn Fn(NaiveDate) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync,
+>;
+
+/// Width of what a [`SerialSource`] returns: AN 20 less the `XT` prefix.
+pub const SERIAL_SOURCE_WIDTH: usize = 18;
+
+/// Serials per second-of-the-day slot of [`clock_seeded_serials`].
+const SLOT_CAPACITY: u64 = 100_000;
+
+/// A serial source without storage, for a link that has no journal (tests, tools): the date, then
+/// 10 digits `slot × 100 000 + n`, where `slot` is the second of the day (0–86 399) at which this
+/// process first asked for a serial of that date and `n` counts up from 0; when `n` reaches
+/// 100 000 the process moves to `slot + 1`.
+///
+/// Why it does not repeat an earlier process's serials: a process started at second `s` only ever
+/// uses numbers from `s × 100 000` upward, and a later one started at `s' > s` starts at
+/// `s' × 100 000`, so the earlier one reaches the later one's numbers only after issuing
+/// `(s' − s) × 100 000` serials that day, i.e. at least 100 000 even for a restart one second
+/// later; the hub's own traffic is about 2 900 heartbeats a day plus one 2001 per pay. The bound
+/// fits: 86 400 × 100 000 < 10^10 (10 digits). What it cannot rule out: two processes whose first
+/// serial of the day falls in the same second, or a wall clock stepped back between them; that is
+/// why the hub uses its journal instead.
+pub fn clock_seeded_serials(clock: SharedClock) -> SerialSource {
+    // (date, slot, numbers used in the slot)
+    let state: Arc<Mutex<Option<(NaiveDate, u64, u64)>>> = Arc::new(Mutex::new(None));
+    Arc::new(move |date: NaiveDate| {
+        let mut guard = match state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (slot, used) = match *guard {
+            Some((day, slot, used)) if day == date => {
+                if used >= SLOT_CAPACITY {
+                    (slot + 1, 0)
+                } else {
+                    (slot, used)
+                }
+            }
+            _ => (u64::from(clock.now().time().num_seconds_from_midnight()), 0),
+        };
+        *guard = Some((date, slot, used + 1));
+        let number = slot * SLOT_CAPACITY + used;
+        let result = if number < 10_000_000_000 {
+            Ok(format!("{}{number:010}", yyyymmdd(date)))
+        } else {
+            Err("当日系统流水号已用尽".to_string())
+        };
+        Box::pin(async move { result })
+    })
+}
+
+/// The year-end stop as the link tracks it: entered from 22:55:00 on 31 December (hub clock) or
+/// when the cable company reports ServiceState 1; `resumed` once a 0000 / 1001 answer shows
+/// ServiceState 0 and a PartnerDate in the new year; left when a 6001 sent after that has replaced
+/// the cache (spec 04, year-end step 3).
+#[derive(Clone, Copy, Debug, Default)]
+struct YearEndHold {
+    /// The closing year while the stop is in force.
+    closing: Option<i32>,
+    resumed: bool,
+    /// The last year whose stop was left: a skewed clock must not start it again.
+    done_for: Option<i32>,
+}
+
 type Pending = HashMap<(NaiveDate, String), oneshot::Sender<Result<Decoded, String>>>;
 
 pub(crate) struct Inner {
@@ -102,7 +176,10 @@ pub(crate) struct Inner {
     pub status: watch::Sender<Option<PartnerStatus>>,
     /// The cached parameter version, zeros when none (answered to the partner's 0000).
     pub cached_param_version: AtomicU64,
-    serial_seq: AtomicU64,
+    serials: SerialSource,
+    year_end: Mutex<YearEndHold>,
+    /// When a refusal from the cached prices last started a 6001 (rate limit).
+    last_cache_refresh: Mutex<Option<Instant>>,
     in_flight: Semaphore,
     /// Answers that matched nothing pending (late after a timeout), for metrics and tests.
     pub stray_answers: AtomicU64,
@@ -119,6 +196,7 @@ impl Inner {
         key: Vec<u8>,
         settings: LinkSettings,
         clock: SharedClock,
+        serials: SerialSource,
     ) -> Inner {
         let permits = settings.max_in_flight.max(1);
         Inner {
@@ -131,7 +209,9 @@ impl Inner {
             writer: Mutex::new(None),
             status: watch::channel(None).0,
             cached_param_version: AtomicU64::new(0),
-            serial_seq: AtomicU64::new(0),
+            serials,
+            year_end: Mutex::new(YearEndHold::default()),
+            last_cache_refresh: Mutex::new(None),
             in_flight: Semaphore::new(permits),
             stray_answers: AtomicU64::new(0),
             connects: AtomicU64::new(0),
@@ -165,19 +245,24 @@ impl Inner {
         self.writer().is_some()
     }
 
-    /// A hub-originated caller: Channel XT, teller SYSTEM, a serial the engine never uses
-    /// (`XT` + date + 10 digits).
-    pub fn system_caller(&self) -> Caller {
+    /// A hub-originated caller: Channel XT, teller SYSTEM, a serial the engine never uses (`XT` +
+    /// 18 characters of the [`SerialSource`]; the engine's serials are all digits).
+    pub async fn system_caller(&self) -> Result<Caller, CallError> {
         let now = self.clock.now();
-        let seq = self.serial_seq.fetch_add(1, Ordering::SeqCst) + 1;
-        Caller {
+        let tail = (self.serials)(now.date())
+            .await
+            .map_err(|e| CallError::NotSent(format!("系统流水号未取得：{e}")))?;
+        if tail.len() != SERIAL_SOURCE_WIDTH || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(CallError::NotSent(format!("系统流水号格式错：{tail}")));
+        }
+        Ok(Caller {
             branch_no: String::new(),
             teller_no: "SYSTEM".to_string(),
             channel: "XT".to_string(),
             tx_date: now.date(),
             tx_time: now.time().with_nanosecond(0).unwrap_or(now.time()),
-            serial: format!("XT{}{:010}", yyyymmdd(now.date()), seq % 10_000_000_000),
-        }
+            serial: format!("XT{tail}"),
+        })
     }
 
     fn header(&self, tx: TxCode, caller: &Caller) -> Header {
@@ -300,6 +385,103 @@ impl Inner {
             && now.day() == 31
             && now.time() >= NaiveTime::from_hms_opt(22, 55, 0).unwrap_or_default()
     }
+
+    fn hold(&self) -> std::sync::MutexGuard<'_, YearEndHold> {
+        match self.year_end.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Enters the stop for `year` unless it is already in force or was left for that year.
+    fn enter_year_end(hold: &mut YearEndHold, year: i32) {
+        let newer = |y: Option<i32>| y.is_none_or(|y| y < year);
+        if newer(hold.closing) && newer(hold.done_for) {
+            hold.closing = Some(year);
+            hold.resumed = false;
+        }
+    }
+
+    /// The stop in force now: the clock window, or entered earlier and not yet left.
+    fn year_end_hold(&self) -> YearEndHold {
+        let in_window = self.in_year_end_window();
+        let mut hold = self.hold();
+        if in_window {
+            Self::enter_year_end(&mut hold, self.clock.now().year());
+        }
+        *hold
+    }
+
+    /// Channel money stops from 22:55:00 on 31 December until the cable company has shown the new
+    /// year with ServiceState 0 and a 6001 sent after that has replaced the cache.
+    pub fn year_end_stop(&self) -> bool {
+        self.in_year_end_window() || self.year_end_hold().closing.is_some()
+    }
+
+    /// 0000 every 60 s whatever the traffic, from 22:55:00 until an answer shows the service
+    /// resumed: on a busy link nothing else would bring a status (the 30 s idle heartbeat never
+    /// fires), and pays would stay refused after midnight.
+    pub fn forced_heartbeat(&self) -> bool {
+        let hold = self.year_end_hold();
+        hold.closing.is_some() && !hold.resumed
+    }
+
+    /// Resumed, waiting for the 6001 that ends the stop.
+    pub fn year_end_awaiting_parameters(&self) -> bool {
+        let hold = self.year_end_hold();
+        hold.closing.is_some() && hold.resumed
+    }
+
+    /// A 0000 / 1001 answer: ServiceState 1 on 31 December or 1 January starts the stop (a hub
+    /// started during the carry-over has seen no 22:55); ServiceState 0 with a PartnerDate after
+    /// the closing year resumes it.
+    pub fn observe_status(&self, status: &PartnerStatus) {
+        let in_window = self.in_year_end_window();
+        let mut hold = self.hold();
+        if in_window {
+            Self::enter_year_end(&mut hold, self.clock.now().year());
+        }
+        let date = status.partner_date;
+        if status.service_state == 1 {
+            if date.month() == 12 && date.day() == 31 {
+                Self::enter_year_end(&mut hold, date.year());
+            } else if date.month() == 1 && date.day() == 1 {
+                Self::enter_year_end(&mut hold, date.year() - 1);
+            }
+        } else if status.service_state == 0 {
+            if let Some(closing) = hold.closing {
+                if date.year() > closing {
+                    hold.resumed = true;
+                }
+            }
+        }
+    }
+
+    /// A 6001 replaced the cache; `sent_after_resume` says whether it left after the resumption
+    /// (only such a download carries the new year's set).
+    pub fn parameters_replaced(&self, sent_after_resume: bool) {
+        let mut hold = self.hold();
+        if sent_after_resume && hold.resumed {
+            hold.done_for = hold.closing;
+            hold.closing = None;
+            hold.resumed = false;
+        }
+    }
+
+    /// Whether a refusal from the cached prices may start a 6001 now (at most one per `gap`),
+    /// noting it if so.
+    pub fn cache_refresh_due(&self, gap: Duration) -> bool {
+        let mut last = match self.last_cache_refresh.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < gap) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 /// Reads a 0000 / 1001 answer's status fields.
@@ -378,33 +560,43 @@ async fn connection(inner: &Arc<Inner>, on_status: &mpsc::UnboundedSender<Partne
         on_status.clone(),
     ));
     // Sign-in is the first frame; until it succeeds nobody else may use this connection.
-    let caller = inner.system_caller();
+    let caller = match inner.system_caller().await {
+        Ok(caller) => caller,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cable TV sign-in not sent: no serial.");
+            reader_task.abort();
+            writer_task.abort();
+            return false;
+        }
+    };
     let version = inner.cached_param_version.load(Ordering::SeqCst);
     let answer = inner
         .send_on(&frames_tx, TxCode::SignIn, &caller, |w| {
             w.n("ParamVersion", version, 10)
         })
         .await;
-    let signed_in = match answer {
-        Ok(decoded) => match read_status(&decoded) {
-            Some(status) => {
-                let _ = on_status.send(status);
-                inner.status.send_replace(Some(status));
-                true
-            }
-            None => {
+    let status = match answer {
+        Ok(decoded) => {
+            let status = read_status(&decoded);
+            if status.is_none() {
                 tracing::warn!(code = %decoded.header.rsp_code, "Cable TV sign-in refused.");
-                false
             }
-        },
+            status
+        }
         Err(e) => {
             tracing::warn!(error = %e, "Cable TV sign-in got no answer.");
-            false
+            None
         }
     };
-    if signed_in {
+    let signed_in = status.is_some();
+    if let Some(status) = status {
+        inner.observe_status(&status);
+        inner.status.send_replace(Some(status));
+        // The writer first, then the status: the status may start a 6001, which must find the
+        // link signed in (it was refused as "not sent" when it raced ahead).
         inner.set_writer(Some(frames_tx.clone()));
         tracing::info!(addr = %inner.addr, "Cable TV link signed in.");
+        let _ = on_status.send(status);
     }
     drop(frames_tx);
     // The reader ends on EOF, a protocol error or receive silence; the writer on a write error.
@@ -436,7 +628,7 @@ async fn write_loop(
     let mut last_heartbeat = Instant::now();
     loop {
         let idle_deadline = last_sent + idle;
-        let deadline = if inner.in_year_end_window() {
+        let deadline = if inner.forced_heartbeat() {
             idle_deadline.min(last_heartbeat + year_end_every)
         } else {
             idle_deadline
@@ -450,7 +642,16 @@ async fn write_loop(
                 last_sent = Instant::now();
             }
             _ = tokio::time::sleep_until(deadline) => {
-                let caller = inner.system_caller();
+                let caller = match inner.system_caller().await {
+                    Ok(caller) => caller,
+                    Err(e) => {
+                        // No serial, no heartbeat; tried again after the next idle period.
+                        tracing::warn!(error = %e, "Cable TV heartbeat not sent: no serial.");
+                        last_sent = Instant::now();
+                        last_heartbeat = last_sent;
+                        continue;
+                    }
+                };
                 let header = inner.header(TxCode::Heartbeat, &caller);
                 let Ok(body) = encode_body(&header, &inner.key, |_| Ok(())) else { return };
                 if sink.send(body).await.is_err() {
@@ -486,13 +687,27 @@ async fn read_loop(
         };
         match decode_body(&next, &inner.key) {
             Ok(decoded) if decoded.is_response() => {
-                if decoded.tx == Some(TxCode::Heartbeat) || decoded.tx == Some(TxCode::SignIn) {
+                // The sign-in's status is handled where the sign-in was sent, after the writer is
+                // set (see `connection`).
+                if decoded.tx == Some(TxCode::Heartbeat) {
                     if let Some(status) = read_status(&decoded) {
+                        inner.observe_status(&status);
                         inner.status.send_replace(Some(status));
                         let _ = on_status.send(status);
                     }
                 }
+                // 92: the cable company no longer holds this connection signed in. Spec 04 has
+                // a 92 re-sent "after reconnect and sign-in": the link is closed now, before
+                // its caller can retry on it, and the run loop reconnects and signs in again.
+                let not_signed_in = decoded.header.rsp_code == "92";
+                if not_signed_in {
+                    inner.set_writer(None);
+                }
                 inner.deliver(decoded);
+                if not_signed_in {
+                    tracing::warn!("Cable TV answered 92 (not signed in); reconnecting.");
+                    return;
+                }
             }
             Ok(request) => {
                 let code = if request.tx == Some(TxCode::Heartbeat) {

@@ -20,7 +20,9 @@ pub mod wire;
 mod tests;
 
 pub use config::CableTvConfig;
-pub use link::{CallError, Caller, LinkSettings, PartnerStatus};
+pub use link::{
+    clock_seeded_serials, CallError, Caller, LinkSettings, PartnerStatus, SerialSource,
+};
 pub use ops::{
     CableError, CableTv, CancelOutcome, Customer, DetailPage, DetailRecord, OriginalPay,
     PackageState, ParamSet, PayOutcome, PayRequest, PriceRow, QueryKey, Statistics, StatusOutcome,

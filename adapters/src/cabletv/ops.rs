@@ -9,9 +9,12 @@ use codecs::clock::{yyyymmdd, SharedClock};
 use codecs::Money;
 use tokio::sync::mpsc;
 
-use super::link::{self, CallError, Caller, Inner, LinkSettings, PartnerStatus};
+use super::link::{self, CallError, Caller, Inner, LinkSettings, PartnerStatus, SerialSource};
 use super::wire::{Decoded, TxCode, WireError, YearMonth};
 use crate::spi::PartnerReply;
+
+/// The least time between two downloads started by refusals from the cached prices.
+pub const CACHE_REFUSAL_REFRESH_GAP: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One price row of 6001.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,8 +259,9 @@ impl CableTv {
         key: Vec<u8>,
         settings: LinkSettings,
         clock: SharedClock,
+        serials: SerialSource,
     ) -> CableTv {
-        let inner = Arc::new(Inner::new(addr, bank_code, key, settings, clock));
+        let inner = Arc::new(Inner::new(addr, bank_code, key, settings, clock, serials));
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<PartnerStatus>();
         tokio::spawn(link::run(inner.clone(), status_tx));
         let tv = CableTv { inner };
@@ -265,7 +269,12 @@ impl CableTv {
         tokio::spawn(async move {
             while let Some(status) = status_rx.recv().await {
                 let cached = refresher.inner.cached_param_version.load(Ordering::SeqCst);
-                if status.param_version != cached || cached == 0 {
+                // After the year-end resumption a download is due whatever the version says:
+                // only it ends the stop (spec 04, year-end step 3).
+                if status.param_version != cached
+                    || cached == 0
+                    || refresher.inner.year_end_awaiting_parameters()
+                {
                     if let Err(e) = refresher.refresh_parameters().await {
                         tracing::warn!(error = %e, "Cable TV parameter download failed.");
                     }
@@ -314,14 +323,33 @@ impl CableTv {
     }
 
     /// A hub-originated caller (Channel XT, teller SYSTEM, an `XT…` serial).
-    pub fn system_caller(&self) -> Caller {
-        self.inner.system_caller()
+    pub async fn system_caller(&self) -> Result<Caller, CallError> {
+        self.inner.system_caller().await
+    }
+
+    /// A 6001 in the background after the hub refused a pay from its cached prices (04 / 05 of its
+    /// own pre-debit check): the cable company would answer 05 and the hub re-download (spec 04),
+    /// but the hub's own refusal never reaches it, so a stale cache would refuse every such pay.
+    /// At most one per [`CACHE_REFUSAL_REFRESH_GAP`], so that a burst of refusals is one download.
+    pub fn refresh_after_cache_refusal(&self) {
+        if self.inner.cache_refresh_due(CACHE_REFUSAL_REFRESH_GAP) {
+            self.refresh_in_background();
+        }
+    }
+
+    fn refresh_in_background(&self) {
+        let tv = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = tv.refresh_parameters().await {
+                tracing::warn!(error = %e, "Cable TV parameter download failed.");
+            }
+        });
     }
 
     /// Whether channel pays and cancels are accepted now: a signed-in link, not from 22:55 on 31
     /// December until a new-year status with ServiceState 0 and a fresh parameter download.
     pub fn accepting_channel_money(&self) -> bool {
-        if !self.inner.signed_in() || self.inner.in_year_end_window() {
+        if !self.inner.signed_in() || self.inner.year_end_stop() {
             return false;
         }
         let today = self.inner.clock.today();
@@ -340,7 +368,10 @@ impl CableTv {
 
     /// 6001, then the cache is replaced in one step.
     pub async fn refresh_parameters(&self) -> Result<ParamSet, CableError> {
-        let caller = self.inner.system_caller();
+        // Noted before sending: a 6001 that left before the year-end resumption carries the old
+        // year's set and must not end the stop.
+        let after_resume = self.inner.year_end_awaiting_parameters();
+        let caller = self.inner.system_caller().await?;
         let cached = self.inner.cached_param_version.load(Ordering::SeqCst);
         let decoded = self
             .inner
@@ -372,6 +403,7 @@ impl CableTv {
         self.inner
             .cached_param_version
             .store(version, Ordering::SeqCst);
+        self.inner.parameters_replaced(after_resume);
         Ok(set)
     }
 
@@ -472,10 +504,7 @@ impl CableTv {
             },
             "05" => {
                 // The hub's prices are stale: re-download, then refuse this one.
-                let tv = self.clone();
-                tokio::spawn(async move {
-                    let _ = tv.refresh_parameters().await;
-                });
+                self.refresh_in_background();
                 PayOutcome::Refused(reply_of(&decoded))
             }
             _ => PayOutcome::Refused(reply_of(&decoded)),
@@ -596,7 +625,7 @@ impl CableTv {
                 "统计区间须为1至31天".to_string(),
             )));
         }
-        let caller = self.inner.system_caller();
+        let caller = self.inner.system_caller().await?;
         let decoded = self
             .inner
             .call(TxCode::Statistics, &caller, |w| {
@@ -623,7 +652,7 @@ impl CableTv {
         tx: TxCode,
         write: impl FnOnce(&mut super::wire::FieldWriter) -> Result<(), WireError>,
     ) -> Result<Totals, CableError> {
-        let caller = self.inner.system_caller();
+        let caller = self.inner.system_caller().await?;
         let decoded = self.inner.call(tx, &caller, write).await?;
         if decoded.header.rsp_code != "00" {
             return Err(CableError::Refused(reply_of(&decoded)));
@@ -675,7 +704,7 @@ impl CableTv {
         acct_date: NaiveDate,
         page_no: u64,
     ) -> Result<DetailPage, CableError> {
-        let caller = self.inner.system_caller();
+        let caller = self.inner.system_caller().await?;
         let decoded = self
             .inner
             .call(TxCode::DetailPage, &caller, |w| {

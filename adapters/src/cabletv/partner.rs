@@ -20,7 +20,7 @@ use codecs::clock::yyyymmdd;
 use codecs::Money;
 
 use super::daily_file;
-use super::link::{CallError, Caller};
+use super::link::{clock_seeded_serials, CallError, Caller, SerialSource};
 use super::ops::{
     CableError, CableTv, CancelOutcome, Customer, OriginalPay, ParamSet, PayOutcome as CablePay,
     PayRequest, QueryKey, StatusOutcome as CableStatus,
@@ -376,19 +376,24 @@ fn adapter_error(e: CableError) -> AdapterError {
 }
 
 impl CablePartner {
-    /// Starts the link (sign-in, heartbeats, reconnect, parameter downloads).
+    /// Starts the link (sign-in, heartbeats, reconnect, parameter downloads). `serials` numbers
+    /// the hub-originated frames (the hub's journal); `None` takes [`clock_seeded_serials`].
     pub fn start(
         config: &super::CableTvConfig,
         clock: codecs::clock::SharedClock,
         standing: Option<StandingTotals>,
+        serials: Option<SerialSource>,
     ) -> Result<CablePartner, AdapterError> {
         let key = config.validate()?;
+        // Without a durable source (no journal) the clock-seeded one; see its bound.
+        let serials = serials.unwrap_or_else(|| clock_seeded_serials(clock.clone()));
         let tv = CableTv::start(
             config.addr(),
             config.bank_code.clone(),
             key,
             config.link_settings(),
             clock,
+            serials,
         );
         Ok(CablePartner {
             tv,
@@ -480,7 +485,11 @@ impl BillPartner for CablePartner {
         let wanted = package_months(&order.fields).map_err(|e| e.to_reply())?;
         // A serial of its own: the engine's serial is the 2002's, and the cable company answers
         // a reused serial with other content 06.
-        let caller = self.tv.system_caller();
+        let caller = self
+            .tv
+            .system_caller()
+            .await
+            .map_err(|e| adapter_error(CableError::Call(e)).to_reply())?;
         let key = QueryKey::CustomerNo(order.customer_no.clone());
         let customer = match self.tv.query(&caller, &key).await {
             Ok(customer) => customer,
@@ -501,8 +510,17 @@ impl BillPartner for CablePartner {
             // decides the amount.
             return Ok(());
         };
-        let expected = expected_amount(&customer, &params, &wanted)?;
+        // A refusal from the cache (04: no price row, 05: another sum) may be the cache's fault:
+        // a 6001 then runs, so that the next attempt is checked against fresh prices.
+        let expected = match expected_amount(&customer, &params, &wanted) {
+            Ok(expected) => expected,
+            Err(refusal) => {
+                self.tv.refresh_after_cache_refusal();
+                return Err(refusal);
+            }
+        };
         if expected != order.pay_amount {
+            self.tv.refresh_after_cache_refusal();
             return Err(reply(
                 "05",
                 &format!("金额不符：应缴{}元", expected.to_yuan()),
@@ -542,7 +560,14 @@ impl BillPartner for CablePartner {
     /// 4001 instead, and only "paid" settles it (through the status the engine then asks).
     async fn reverse(&self, ctx: &RequestContext, original: &OriginalRef) -> ReversalOutcome {
         if self.tv.in_year_end_stop() {
-            let caller = self.tv.system_caller();
+            let caller = match self.tv.system_caller().await {
+                Ok(caller) => caller,
+                Err(e) => {
+                    return ReversalOutcome::Unknown {
+                        reason: e.to_string(),
+                    }
+                }
+            };
             return match self
                 .tv
                 .status_of(&caller, &original.bank_serial, original.tx_date)

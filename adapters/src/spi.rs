@@ -141,6 +141,9 @@ pub enum RefusalReason {
     NotPayableNow,
     /// The amount is not what the partner asks (medical 1005, cable TV 05).
     AmountMismatch,
+    /// The bill is locked by the partner's batch withholding of the day (county water 007):
+    /// payable again once the batch result is read.
+    BillLockedByBatch,
 }
 
 /// A definite answer of the partner, kept verbatim for the journal and the channel.
@@ -319,6 +322,13 @@ pub trait BillPartner: Send + Sync {
     /// The names of one accounting date's files, in the order [`BillPartner::parse_daily`]
     /// takes their contents (郴电国际: one file; county water: totals, then detail).
     fn daily_files(&self, acct_date: NaiveDate) -> Vec<String>;
+    /// The flag file that marks one accounting date's files complete, for partners that write
+    /// one (county water: `DZ<CompanyCode><YYYYMMDD>.ok`, "the only flag: it marks both files
+    /// complete"). Until it exists the files are not read: they may be half written, or being
+    /// cut again.
+    fn daily_flag(&self, _acct_date: NaiveDate) -> Option<String> {
+        None
+    }
     /// Fetches one accounting date's files from the partner into `dir` under the names of
     /// [`BillPartner::daily_files`], for partners that hand them over on request (medical 9001,
     /// cable TV's 5002 pages) rather than drop them. `Ok(false)`: nothing to fetch (the files

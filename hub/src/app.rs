@@ -36,6 +36,8 @@ pub enum StartError {
     BadNode(u8),
     #[error("[hub.admin_tls] 已配置但未配置 [hub] admin_listen: 管理端TLS只用于单独的管理端监听")]
     AdminTlsWithoutListener,
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl StartError {
@@ -50,6 +52,7 @@ impl StartError {
             StartError::Keys(e) => e.code(),
             StartError::BadNode(_) => "START_BAD_NODE",
             StartError::AdminTlsWithoutListener => "START_ADMIN_TLS_WITHOUT_LISTENER",
+            StartError::Config(e) => e.code(),
         }
     }
 }
@@ -239,6 +242,8 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
     if config.engine.node > 99 {
         return Err(StartError::BadNode(config.engine.node));
     }
+    // A config built in code (demo, tests) gets the checks `HubConfig::load` makes.
+    config.check_withholding()?;
     // Certificates first: a bad file stops the start before the journal or any port is touched.
     let channel_tls = config
         .hub
@@ -300,13 +305,15 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         }
         None => crate::api::router(engine.clone()).merge(admin),
     };
-    // Withholding agreements (201/202) of the fixed-length instances, on the channel listener.
+    // Withholding agreements (201/202) on the channel listener, for the fixed-length instances
+    // whose profile has them: spec 11's partner has none, so its instance is an unknown
+    // instance at the desk rather than a 201 its partner would answer 090.
     let mut agreement_adapters = std::collections::HashMap::new();
     for c in &config.fixedlen {
-        agreement_adapters.insert(
-            c.instance.clone(),
-            Arc::new(adapters::fixedlen::FixedLenAdapter::from_config(c.clone())?),
-        );
+        let adapter = adapters::fixedlen::FixedLenAdapter::from_config(c.clone())?;
+        if adapter.profile().supports_agreements() {
+            agreement_adapters.insert(c.instance.clone(), Arc::new(adapter));
+        }
     }
     let desk = crate::agreement_api::AgreementDesk::new(
         agreement_adapters,
@@ -362,6 +369,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
             &w.dir,
         );
         job_config.node = config.engine.node;
+        job_config.serial_code = config.batch_serial_code(&link.instance)?;
         // A server draws no progress bar; the run logs its result.
         job_config.progress = false;
         let job = crate::batch::WaterWithholdJob::new(

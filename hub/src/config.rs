@@ -142,6 +142,8 @@ pub enum ConfigError {
     },
     #[error("configuration is not valid: {0}")]
     Parse(String),
+    #[error("[[withholding]] {instance}: {reason}")]
+    Withholding { instance: String, reason: String },
 }
 
 impl ConfigError {
@@ -149,6 +151,7 @@ impl ConfigError {
         match self {
             ConfigError::Read { .. } => "CONFIG_READ",
             ConfigError::Parse(_) => "CONFIG_PARSE",
+            ConfigError::Withholding { .. } => "CONFIG_WITHHOLDING",
         }
     }
 }
@@ -163,12 +166,85 @@ impl HubConfig {
         Ok(config)
     }
 
+    /// Parses the file and checks what parsing cannot: `[[withholding]]` (which loads the
+    /// profiles it names, so relative profile paths are the hub's working directory's).
     pub fn load(path: &Path) -> Result<HubConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text)
+        let config = Self::from_toml(&text)?;
+        config.check_withholding()?;
+        Ok(config)
+    }
+
+    /// Every `[[withholding]]` names a `[[fixedlen]]` instance whose profile runs batch
+    /// withholding (spec 11's partner has none, and the hub offers none for it), and the
+    /// serial codes of its line serials are 3 letters or digits, distinct across instances, so
+    /// two instances' debits never share a core SeqNo of the same day.
+    pub fn check_withholding(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for w in &self.withholding {
+            let bad = |reason: String| ConfigError::Withholding {
+                instance: w.instance.clone(),
+                reason,
+            };
+            let Some(link) = self.fixedlen.iter().find(|f| f.instance == w.instance) else {
+                return Err(bad(
+                    "未配置同名的 [[fixedlen]] 实例 / no [[fixedlen]] instance of that name".into(),
+                ));
+            };
+            let profile = link.load_profile().map_err(|e| bad(e.to_string()))?;
+            if !profile.supports_batch_withholding() {
+                return Err(bad(format!(
+                    "协议配置{}不支持批量代扣（无批量代扣渠道或201/202报文格式） / profile {} has no batch withholding (no batch channel or 201/202 layouts)",
+                    profile.name, profile.name
+                )));
+            }
+            let code = self.batch_serial_code(&w.instance)?;
+            if let Some((_, other)) = seen.iter().find(|(c, _)| *c == code) {
+                return Err(bad(format!(
+                    "流水号实例码{code}与{other}重复，请配置不同的serial_code / serial code {code} is also {other}'s: set serial_code"
+                )));
+            }
+            seen.push((code, w.instance.as_str()));
+        }
+        Ok(())
+    }
+
+    /// The serial code of `instance`'s batch line serials: its `[[withholding]]` entry's
+    /// `serial_code`, else the last 3 characters of its CompanyCode. The operator's manual run
+    /// (`hub batch water-withhold`) and the poller use this one function, so both give a line
+    /// the same serial.
+    pub fn batch_serial_code(&self, instance: &str) -> Result<String, ConfigError> {
+        let bad = |reason: &str| ConfigError::Withholding {
+            instance: instance.to_string(),
+            reason: reason.to_string(),
+        };
+        let configured = self
+            .withholding
+            .iter()
+            .find(|w| w.instance == instance)
+            .and_then(|w| w.serial_code.clone());
+        let code = match configured {
+            Some(code) => code,
+            None => {
+                let link = self
+                    .fixedlen
+                    .iter()
+                    .find(|f| f.instance == instance)
+                    .ok_or_else(|| {
+                        bad("未配置同名的 [[fixedlen]] 实例 / no [[fixedlen]] instance of that name")
+                    })?;
+                crate::batch::run::default_serial_code(&link.company_code)
+            }
+        };
+        if !crate::batch::run::valid_serial_code(&code) {
+            return Err(bad(
+                "serial_code须为3位字母或数字 / serial_code must be 3 letters or digits",
+            ));
+        }
+        Ok(code)
     }
 }
 
@@ -268,6 +344,47 @@ mod tests {
         }
         let without = HubConfig::from_toml(include_str!("../../deploy/hub.example.toml"));
         assert!(without.is_ok_and(|c| c.tobacco.is_none()));
+    }
+
+    /// Two withholding instances whose CompanyCodes end alike would give their lines the same
+    /// core SeqNo on the same day: refused until one names its own serial code.
+    #[test]
+    fn withholding_serial_codes_must_be_distinct_and_three_alphanumerics() {
+        let base = HubConfig::from_toml(include_str!("../../deploy/hub.example.toml"));
+        let Ok(mut config) = base else {
+            panic!("example config loads: {base:?}");
+        };
+        assert!(config.check_withholding().is_ok());
+        assert_eq!(
+            config.batch_serial_code("water-jiahe").ok().as_deref(),
+            Some("024")
+        );
+        let mut other = config.fixedlen[0].clone();
+        other.instance = "water-other".into();
+        other.company_code = "531024".into();
+        config.fixedlen.push(other);
+        config
+            .withholding
+            .push(crate::batch::schedule::WithholdingConfig {
+                instance: "water-other".into(),
+                dir: PathBuf::from("var/sftp/water-other"),
+                check_interval_ms: 30_000,
+                serial_code: None,
+            });
+        let clash = config.check_withholding();
+        assert_eq!(clash.err().map(|e| e.code()), Some("CONFIG_WITHHOLDING"));
+        config.withholding[1].serial_code = Some("X24".into());
+        assert!(config.check_withholding().is_ok());
+        assert_eq!(
+            config.batch_serial_code("water-other").ok().as_deref(),
+            Some("X24")
+        );
+        config.withholding[1].serial_code = Some("1|2".into());
+        assert!(config.check_withholding().is_err());
+        config.withholding[1].serial_code = Some("0245".into());
+        assert!(config.check_withholding().is_err());
+        config.withholding[1].instance = "nowhere".into();
+        assert!(config.check_withholding().is_err());
     }
 
     fn is_setting(line: &str) -> bool {

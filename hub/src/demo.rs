@@ -949,6 +949,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             instance: f.instance.clone(),
             dir: sftp.join(&f.instance),
             check_interval_ms: 20,
+            serial_code: None,
         })
         .collect();
     config.cabletv = vec![cable_config(cable_port)];

@@ -38,6 +38,7 @@ pub enum ErrorCode {
     PartnerInvalidIdNumber,
     PartnerNotPayableNow,
     PartnerAmountMismatch,
+    PartnerBatchInProgress,
     CancelNotAllowed,
     CancelTooLate,
     CancelMismatch,
@@ -82,6 +83,8 @@ impl ErrorCode {
             PartnerInvalidIdNumber => ("PARTNER_INVALID_ID_NUMBER", "证件号码无效"),
             PartnerNotPayableNow => ("PARTNER_NOT_PAYABLE_NOW", "当前不在缴费期或无应缴项目"),
             PartnerAmountMismatch => ("PARTNER_AMOUNT_MISMATCH", "缴费金额与应缴金额不符"),
+            // Spec 02's words for 007: the batch result is due by 16:00.
+            PartnerBatchInProgress => ("PARTNER_BATCH_IN_PROGRESS", "代扣处理中，请17:00后再试"),
             CancelNotAllowed => ("CANCEL_NOT_ALLOWED", "该交易不允许撤销"),
             CancelTooLate => ("CANCEL_TOO_LATE", "超过撤销时限"),
             CancelMismatch => ("CANCEL_MISMATCH", "原交易信息不符，未撤销"),
@@ -125,6 +128,7 @@ impl ErrorCode {
             (Some(RefusalReason::InvalidIdNumber), _) => ErrorCode::PartnerInvalidIdNumber,
             (Some(RefusalReason::NotPayableNow), _) => ErrorCode::PartnerNotPayableNow,
             (Some(RefusalReason::AmountMismatch), _) => ErrorCode::PartnerAmountMismatch,
+            (Some(RefusalReason::BillLockedByBatch), _) => ErrorCode::PartnerBatchInProgress,
             (None, "CONNECT") => ErrorCode::PartnerUnavailable,
             (None, _) => ErrorCode::PartnerRefused,
         }
@@ -169,6 +173,7 @@ mod tests {
             ErrorCode::PartnerInvalidIdNumber,
             ErrorCode::PartnerNotPayableNow,
             ErrorCode::PartnerAmountMismatch,
+            ErrorCode::PartnerBatchInProgress,
             ErrorCode::CancelNotAllowed,
             ErrorCode::CancelTooLate,
             ErrorCode::CancelMismatch,
@@ -199,5 +204,9 @@ mod tests {
             ErrorCode::from_partner(Some(RefusalReason::ArrearsChanged), "1005").code(),
             "PARTNER_ARREARS_CHANGED"
         );
+        // Spec 02: "102 on it answers 007 (the channel says "代扣处理中，请17:00后再试")".
+        let locked = ErrorCode::from_partner(Some(RefusalReason::BillLockedByBatch), "007");
+        assert_eq!(locked.code(), "PARTNER_BATCH_IN_PROGRESS");
+        assert_eq!(locked.message_zh(), "代扣处理中，请17:00后再试");
     }
 }

@@ -227,6 +227,21 @@ async fn main() -> ExitCode {
                 eprintln!("配置错误 [BATCH_INSTANCE]: 未配置实例{instance}");
                 return ExitCode::from(2);
             };
+            // Spec 11: no batch withholding for a profile without it.
+            match link.load_profile() {
+                Ok(profile) if profile.supports_batch_withholding() => {}
+                Ok(profile) => {
+                    eprintln!(
+                        "配置错误 [BATCH_INSTANCE]: 实例{instance}的协议配置{}不支持批量代扣",
+                        profile.name
+                    );
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("配置错误 [{}]: {e}", e.code());
+                    return ExitCode::from(2);
+                }
+            }
             let clock: codecs::clock::SharedClock = Arc::new(SystemClock);
             let journal = match hub::journal::Journal::open(&config.hub.database_url).await {
                 Ok(j) => j,
@@ -243,6 +258,14 @@ async fn main() -> ExitCode {
                 &dir,
             );
             job_config.node = config.engine.node;
+            // The poller's serial code: a line resumed by hand keeps the serial it was sent with.
+            job_config.serial_code = match config.batch_serial_code(&link.instance) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("配置错误 [{}]: {e}", e.code());
+                    return ExitCode::from(2);
+                }
+            };
             let job = hub::batch::WaterWithholdJob::new(journal, core, clock, job_config);
             match job.run(date).await {
                 Ok(hub::batch::RunOutcome::NotReady) => {

@@ -200,6 +200,15 @@ pub async fn run(
             tracing::warn!(instance = adapter.instance(), error = %e, "Partner daily file could not be fetched.");
         }
     }
+    // A partner that flags its files (county water's DZ…ok, written last) is read only once the
+    // flag is there: without it the day counts as not arrived, as a missing file does. A re-cut
+    // removes the flag first and writes it last, so a rerun never reads half a cut.
+    if let Some(flag) = adapter.daily_flag(business_date) {
+        let path = file_dir.join(flag);
+        if !path.exists() {
+            return Err(ReconError::PartnerFileMissing(path));
+        }
+    }
     let mut partner_files = Vec::new();
     for name in wanted {
         let path = file_dir.join(name);

@@ -1494,3 +1494,100 @@ async fn the_server_reconciles_and_settles_the_previous_day_once_the_files_are_t
     );
     assert_eq!(fx.env.balance_fen(WATER_SETTLEMENT), k.due_fen());
 }
+
+/// Spec 02: a bill in today's batch file is locked; "102 on it answers 007 (the channel says
+/// "代扣处理中，请17:00后再试")". The 102 wrote nothing off, so the debit goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn water_bill_locked_by_the_batch_tells_the_channel_to_retry_after_17() {
+    let fx = Fx::start().await;
+    let k = Kind::Water;
+    let customer = k.customer(C_STALE);
+    fx.water.set_locked_by_batch(&customer, true);
+    let (answer, serial) = fx
+        .pay_ok(
+            k,
+            &PayArgs::mobile("MB0071", &customer, PAYER_A, k.due_fen()),
+        )
+        .await;
+    assert_eq!(answer["status"], "FAILED", "{answer}");
+    assert_eq!(answer["partner_code"], "007", "{answer}");
+    assert_eq!(answer["code"], "PARTNER_BATCH_IN_PROGRESS", "{answer}");
+    assert_eq!(answer["message"], "代扣处理中，请17:00后再试", "{answer}");
+    fx.env.wait_state(&serial, PaymentState::Reversed).await;
+    assert!(fx.sim_payments(k).is_empty());
+    fx.assert_money(k, PAYER_A, PAYER_A_OPENING_FEN, 0);
+}
+
+/// Spec 11: no withholding agreements for the gas instance ("the hub offers none of the missing
+/// functions"): its name is unknown at the agreement desk and nothing reaches the gas company,
+/// while the water instance's desk is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gas_has_no_agreement_desk() {
+    let fx = Fx::start().await;
+    let sign = |instance: &str, customer: &str| {
+        json!({
+            "instance": instance, "customer_no": customer, "customer_name": customer_name(C_RECON_1),
+            "account_no": PAYER_A, "account_name": "张三", "id_type": "01",
+            "id_no": "431227199003150016", "phone": "13900001111",
+            "channel": "01", "branch_no": BRANCH, "teller_no": "T00001",
+        })
+    };
+    let (status, gas) = fx
+        .env
+        .post(
+            "/api/v1/agreements/sign",
+            &sign(GAS_INSTANCE, &Kind::Gas.customer(C_RECON_1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{gas}");
+    assert_eq!(gas["code"], "UNKNOWN_PAYEE", "{gas}");
+    let (status, terminate) = fx
+        .env
+        .post(
+            "/api/v1/agreements/terminate",
+            &json!({
+                "instance": GAS_INSTANCE, "customer_no": Kind::Gas.customer(C_RECON_1),
+                "agreement_no": "ZF26110100000001", "account_no": PAYER_A,
+                "channel": "01", "branch_no": BRANCH, "teller_no": "T00001",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{terminate}");
+    assert_eq!(terminate["code"], "UNKNOWN_PAYEE", "{terminate}");
+    // The water desk answers (PAYER_A is 张三's at the core, the name matches the company's).
+    let (status, water) = fx
+        .env
+        .post(
+            "/api/v1/agreements/sign",
+            &sign(WATER_INSTANCE, &Kind::Water.customer(C_RECON_1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{water}");
+    assert_ne!(water["code"], "UNKNOWN_PAYEE", "{water}");
+}
+
+/// Spec 11: no batch withholding for the gas instance; a `[[withholding]]` naming it is refused
+/// when the configuration is checked, before the hub starts anything.
+#[test]
+fn a_withholding_entry_for_gas_is_refused_at_config_load() {
+    let mut config =
+        hub::config::HubConfig::from_toml(include_str!("../../deploy/hub.example.toml"))
+            .expect("example config");
+    config.fixedlen.push(instance_config(Kind::Gas, 9302));
+    config
+        .withholding
+        .push(hub::batch::schedule::WithholdingConfig {
+            instance: GAS_INSTANCE.into(),
+            dir: PathBuf::from("var/sftp/gas-zhongfang"),
+            check_interval_ms: 30_000,
+            serial_code: None,
+        });
+    let error = config.check_withholding().expect_err("gas has no batch");
+    assert_eq!(error.code(), "CONFIG_WITHHOLDING");
+    let text = error.to_string();
+    assert!(text.contains(GAS_INSTANCE), "{text}");
+    assert!(text.contains("不支持批量代扣"), "{text}");
+    // The example's own water entry passes, and so does the config without the gas entry.
+    config.withholding.pop();
+    assert!(config.check_withholding().is_ok());
+}

@@ -15,7 +15,7 @@ use hub::batch::{
     Agreement, AgreementRegister, BatchError, FileResult, RunOutcome, WaterWithholdConfig,
     WaterWithholdJob,
 };
-use hub::core_client::{CoreClient, CoreConfig};
+use hub::core_client::{CoreClient, CoreConfig, TransferOutcome};
 use hub::journal::Journal;
 
 const INSTANCE: &str = "water-xinhuang";
@@ -166,9 +166,9 @@ impl Env {
         self.dir.path().join("sftp")
     }
 
-    fn job(&self, stop_after_debits: Option<usize>) -> WaterWithholdJob {
+    fn core_client(&self) -> CoreClient {
         let shared: SharedClock = self.clock.clone();
-        let core = CoreClient::new(
+        CoreClient::new(
             CoreConfig {
                 host: "127.0.0.1".into(),
                 port: self.core.addr.port(),
@@ -177,8 +177,13 @@ impl Env {
                 branch_id: "000101".into(),
                 teller_id: "MBP001".into(),
             },
-            shared.clone(),
-        );
+            shared,
+        )
+    }
+
+    fn job(&self, stop_after_debits: Option<usize>) -> WaterWithholdJob {
+        let shared: SharedClock = self.clock.clone();
+        let core = self.core_client();
         let mut config = WaterWithholdConfig::new(INSTANCE, CODE, SUSPENSE, &self.sftp());
         config.progress = false;
         config.resolve_attempts = 3;
@@ -238,12 +243,12 @@ fn dk_file() -> Vec<u8> {
 fn expected_dkr() -> Vec<u8> {
     gbk(concat!(
         "431227|20261203|2026120301|000|7|543.54|2|254.32|5|289.22\r\n",
-        "1|0800000001|XH26110100000001|6230901000000000011|166.32|000|成功|20261203D431227000001|20261203\r\n",
+        "1|0800000001|XH26110100000001|6230901000000000011|166.32|000|成功|20261203D227000001|20261203\r\n",
         "2|0800000002|XH26110100000002|6230901000000000099|35.20|304|未签约或协议无效||\r\n",
         "3|0800000003|XH26110100000003|6230901000000000045|40.00|305|扣款账号与协议不符||\r\n",
-        "4|0800000004|XH26110100000004|6230901000000000037|35.20|301|余额不足|20261203D431227000004|\r\n",
-        "5|0800000005|XH26110100000005|6230901000000000052|12.50|302|账户冻结或止付|20261203D431227000005|\r\n",
-        "6|0800000006|XH26110100000006|6230901000000000060|88.00|000|成功|20261203D431227000006|20261203\r\n",
+        "4|0800000004|XH26110100000004|6230901000000000037|35.20|301|余额不足|20261203D227000004|\r\n",
+        "5|0800000005|XH26110100000005|6230901000000000052|12.50|302|账户冻结或止付|20261203D227000005|\r\n",
+        "6|0800000006|XH26110100000006|6230901000000000060|88.00|000|成功|20261203D227000006|20261203\r\n",
         "7|0800000001|XH26110100000001|6230901000000000011|166.32|306|重复扣款||\r\n",
     ))
 }
@@ -310,37 +315,89 @@ async fn a_batch_debits_each_allowed_line_once_and_writes_the_spec_result() {
     assert_money_moved_once(&env);
 }
 
+/// A crash between a line's 8002 and the journaling of its answer leaves the outcome unknown:
+/// spec 02 resolves it with 8004 "before the line is written: S → 000 …; N → 8003 to fence the
+/// key, then 399; R → 399", never by sending the 8002 again.
 #[tokio::test]
 async fn a_crash_in_the_middle_resumes_without_a_second_debit() {
     let env = Env::start().await;
+    // Line 1's 8002 is lost on its way: the core never sees it.
+    env.core.arm(FaultRule {
+        tran_code: "8002".into(),
+        debit_acct: Some(ACCT_ZHANG.into()),
+        fault: CoreFault::DropBeforeProcessing,
+        times: 1,
+    });
     env.drop_dk(&dk_file());
-    // Stops right after line 1's 8002 posted, before its answer is journaled.
+    // Stops right after line 1's 8002 (journaled as sent), before its outcome is journaled.
     let outcome = env.job(Some(1)).run(batch_date()).await;
     assert!(
         matches!(outcome, Err(BatchError::Interrupted)),
         "{outcome:?}"
     );
-    assert_eq!(env.core.posting_count(), 1);
+    assert_eq!(env.core.posting_count(), 0);
     assert!(!env.sftp().join("out/DKR43122720261203.ok").exists());
 
-    // Stops again right after line 4's 8002 was refused (E10001), before journaling it.
-    let outcome = env.job(Some(1)).run(batch_date()).await;
+    // The next run resolves line 1 (8004 N, 8003 fences), then sends lines 4, 5 and 6 and stops
+    // right after line 6's 8002 posted, before journaling its answer.
+    let outcome = env.job(Some(3)).run(batch_date()).await;
     assert!(
         matches!(outcome, Err(BatchError::Interrupted)),
         "{outcome:?}"
     );
-    assert_eq!(env.core.posting_count(), 1);
+    assert_eq!(env.core.posting_count(), 1, "line 6 posted");
 
+    // The last run finds line 6 posted (8004 S): 000 with the posting's CoreDate, no new debit.
     let report = written(env.job(None).run(batch_date()).await);
     assert_eq!(report.file_result, FileResult::Processed);
-    assert_eq!(env.dkr(), expected_dkr());
-    assert_money_moved_once(&env);
+    // 1 success (88.00); 6 failures: 543.54 - 88.00 = 455.54.
+    let expected = gbk(concat!(
+        "431227|20261203|2026120301|000|7|543.54|1|88.00|6|455.54\r\n",
+        "1|0800000001|XH26110100000001|6230901000000000011|166.32|399|其他错误|20261203D227000001|\r\n",
+        "2|0800000002|XH26110100000002|6230901000000000099|35.20|304|未签约或协议无效||\r\n",
+        "3|0800000003|XH26110100000003|6230901000000000045|40.00|305|扣款账号与协议不符||\r\n",
+        "4|0800000004|XH26110100000004|6230901000000000037|35.20|301|余额不足|20261203D227000004|\r\n",
+        "5|0800000005|XH26110100000005|6230901000000000052|12.50|302|账户冻结或止付|20261203D227000005|\r\n",
+        "6|0800000006|XH26110100000006|6230901000000000060|88.00|000|成功|20261203D227000006|20261203\r\n",
+        "7|0800000001|XH26110100000001|6230901000000000011|166.32|306|重复扣款||\r\n",
+    ));
+    assert_eq!(env.dkr(), expected);
+    let assert_money = |env: &Env| {
+        assert_eq!(
+            env.core.posting_count(),
+            1,
+            "line 6 debited once, nothing else"
+        );
+        assert_eq!(env.balance_fen(ACCT_ZHANG), ZHANG_OPENING_FEN);
+        assert_eq!(env.balance_fen(ACCT_SUN), SUN_OPENING_FEN - 8_800);
+        assert_eq!(env.balance_fen(SUSPENSE), 8_800);
+    };
+    assert_money(&env);
+
+    // Line 1's key is fenced: the very 8002 arriving late at the core posts nothing.
+    let late = env
+        .core_client()
+        .transfer(
+            "20261203D227000001",
+            batch_date(),
+            ACCT_ZHANG,
+            SUSPENSE,
+            Money::from_fen(16_632),
+            "水费代扣0800000001",
+            CODE,
+        )
+        .await;
+    assert!(
+        matches!(&late, TransferOutcome::Refused { ret_code, .. } if ret_code == "E20002"),
+        "{late:?}"
+    );
+    assert_money(&env);
 
     // And once more after the end: the same bytes, nothing posted.
     let report = written(env.job(None).run(batch_date()).await);
     assert!(report.replayed);
-    assert_eq!(env.dkr(), expected_dkr());
-    assert_money_moved_once(&env);
+    assert_eq!(env.dkr(), expected);
+    assert_money(&env);
 }
 
 #[tokio::test]
@@ -373,8 +430,8 @@ async fn a_bad_total_is_answered_902_and_debits_nobody() {
         env.dkr(),
         gbk(concat!(
             "431227|20261203|2026120301|000|2|254.32|2|254.32|0|0.00\r\n",
-            "1|0800000001|XH26110100000001|6230901000000000011|166.32|000|成功|20261203D431227000001|20261203\r\n",
-            "2|0800000006|XH26110100000006|6230901000000000060|88.00|000|成功|20261203D431227000002|20261203\r\n",
+            "1|0800000001|XH26110100000001|6230901000000000011|166.32|000|成功|20261203D227000001|20261203\r\n",
+            "2|0800000006|XH26110100000006|6230901000000000060|88.00|000|成功|20261203D227000002|20261203\r\n",
         ))
     );
     assert_eq!(env.core.posting_count(), 2);
@@ -425,12 +482,12 @@ async fn an_unknown_debit_is_resolved_by_8004_during_the_run() {
         env.dkr(),
         gbk(concat!(
             "431227|20261203|2026120301|000|7|543.54|1|166.32|6|377.22\r\n",
-            "1|0800000001|XH26110100000001|6230901000000000011|166.32|000|成功|20261203D431227000001|20261203\r\n",
+            "1|0800000001|XH26110100000001|6230901000000000011|166.32|000|成功|20261203D227000001|20261203\r\n",
             "2|0800000002|XH26110100000002|6230901000000000099|35.20|304|未签约或协议无效||\r\n",
             "3|0800000003|XH26110100000003|6230901000000000045|40.00|305|扣款账号与协议不符||\r\n",
-            "4|0800000004|XH26110100000004|6230901000000000037|35.20|301|余额不足|20261203D431227000004|\r\n",
-            "5|0800000005|XH26110100000005|6230901000000000052|12.50|302|账户冻结或止付|20261203D431227000005|\r\n",
-            "6|0800000006|XH26110100000006|6230901000000000060|88.00|399|其他错误|20261203D431227000006|\r\n",
+            "4|0800000004|XH26110100000004|6230901000000000037|35.20|301|余额不足|20261203D227000004|\r\n",
+            "5|0800000005|XH26110100000005|6230901000000000052|12.50|302|账户冻结或止付|20261203D227000005|\r\n",
+            "6|0800000006|XH26110100000006|6230901000000000060|88.00|399|其他错误|20261203D227000006|\r\n",
             "7|0800000001|XH26110100000001|6230901000000000011|166.32|306|重复扣款||\r\n",
         ))
     );
@@ -512,12 +569,23 @@ async fn batch_successes_reconcile_with_the_partner_and_core_files() {
     std::fs::write(
         files.join("MX43122720261203.txt"),
         gbk(concat!(
-            "20261203|3|20261203|20261203D431227000001||0800000001|166.32|5\r\n",
-            "20261203|3|20261203|20261203D431227000006||0800000006|88.00|5\r\n",
+            "20261203|3|20261203|20261203D227000001||0800000001|166.32|5\r\n",
+            "20261203|3|20261203|20261203D227000006||0800000006|88.00|5\r\n",
         )),
     )
     .expect("detail file");
     let reports = env.dir.path().join("reports");
+    // Spec 02: DZ…ok is "the only flag: it marks both files complete". Without it the day has
+    // not arrived: nothing is read, nothing settled.
+    let flag = files.join("DZ43122720261203.ok");
+    let early = hub::recon_job::run(&engine, &link, batch_date(), &files, &reports).await;
+    assert!(
+        matches!(&early, Err(hub::recon_job::ReconError::PartnerFileMissing(path)) if *path == flag),
+        "{:?}",
+        early.as_ref().err()
+    );
+    assert_eq!(env.balance_fen(SETTLEMENT), 0);
+    std::fs::write(&flag, b"").expect("flag written");
     let run = hub::recon_job::run(&engine, &link, batch_date(), &files, &reports)
         .await
         .expect("reconciliation runs");
@@ -547,6 +615,7 @@ async fn the_poller_runs_a_dropped_file_once_in_the_window_and_leaves_a_late_one
             instance: INSTANCE.into(),
             dir: env.sftp(),
             check_interval_ms: 20,
+            serial_code: None,
         },
         shared,
         stopped,

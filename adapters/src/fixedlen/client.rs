@@ -5,6 +5,8 @@
 //! hub (input refused, connect failed) means nothing was written off; a failure after the first
 //! byte may have been written means nobody knows. Nothing is ever re-sent here.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -13,6 +15,7 @@ use codecs::layout::Record;
 use codecs::Money;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 use super::messages::{Response, ResponseError};
 use super::profile::{Codes, Profile};
@@ -70,6 +73,26 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub connect_timeout_ms: u64,
+    /// One permit per connection the instance allows at once ([`connection_permits`]).
+    pub permits: Arc<Semaphore>,
+}
+
+/// The connection permits of one instance, shared by every adapter built for it in this process.
+/// The engine's adapter (payments, 104/105 of the resolver) and the agreement desk's (201/202)
+/// are separate values, and a reload builds new ones while old exchanges finish: a semaphore per
+/// adapter would let them add up past the partner's limit (specs 02/11: at most 20 at once per
+/// instance). Keyed by instance, address and limit.
+pub fn connection_permits(instance: &str, host: &str, port: u16, limit: usize) -> Arc<Semaphore> {
+    static PERMITS: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
+    let key = format!("{instance}@{host}:{port}/{limit}");
+    let registry = PERMITS.get_or_init(|| Mutex::new(HashMap::new()));
+    // A poisoned lock only means another thread panicked while inserting: the map is intact.
+    let mut map = registry
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.entry(key)
+        .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1))))
+        .clone()
 }
 
 /// Sends one frame on a fresh connection and reads one answer frame (length header included).
@@ -81,6 +104,19 @@ pub async fn round_trip(
     answer_timeout_ms: u64,
 ) -> Result<Vec<u8>, ExchangeError> {
     let address = format!("{}:{}", endpoint.host, endpoint.port);
+    // Held until the connection is dropped at the end of this function. Waiting for it sends
+    // nothing, so a wait longer than the answer timeout is a failure to connect: the request
+    // never left, and a payment is refused (and its debit given back), not left in doubt.
+    let wait = Duration::from_millis(answer_timeout_ms);
+    let _permit = match tokio::time::timeout(wait, endpoint.permits.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => {
+            return Err(ExchangeError::Connect {
+                address,
+                reason: format!("{answer_timeout_ms}毫秒内无空闲连接（同时连接数已达上限）"),
+            })
+        }
+    };
     let connect = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
     let mut stream =
         match tokio::time::timeout(Duration::from_millis(endpoint.connect_timeout_ms), connect)

@@ -63,6 +63,12 @@ impl FixedLenAdapter {
             host: config.host.clone(),
             port: config.port,
             connect_timeout_ms: config.connect_timeout_ms,
+            permits: client::connection_permits(
+                &config.instance,
+                &config.host,
+                config.port,
+                profile.framing.max_connections,
+            ),
         };
         Ok(FixedLenAdapter {
             codec: Codec::new(profile, &config.company_code, key),
@@ -345,6 +351,10 @@ impl BillPartner for FixedLenAdapter {
     fn daily_files(&self, acct_date: NaiveDate) -> Vec<String> {
         let names = self.daily_file_names(acct_date);
         vec![names.totals, names.detail]
+    }
+
+    fn daily_flag(&self, acct_date: NaiveDate) -> Option<String> {
+        Some(self.daily_file_names(acct_date).flag)
     }
 
     fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError> {

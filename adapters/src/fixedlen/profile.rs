@@ -100,6 +100,17 @@ pub struct Framing {
     pub length_covers_mac: bool,
     /// The largest length value allowed.
     pub max_length: usize,
+    /// Connections open at once to one instance (specs 02/11: at most 20); a request beyond
+    /// them waits for one to close.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+/// Spec 02's limit, for a profile that states none.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20;
+
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -375,6 +386,9 @@ pub struct DailyFileSpec {
     pub types: Vec<TypeTotal>,
 }
 
+/// The layouts of spec 02's 201 and 202, request and answer.
+pub const AGREEMENT_LAYOUTS: [&str; 4] = ["201.req", "201.rsp", "202.req", "202.rsp"];
+
 /// Detail columns the parser needs.
 pub const DETAIL_REQUIRED: [&str; 8] = [
     "AcctDate",
@@ -447,6 +461,21 @@ impl Profile {
         self.mac.scheme.hex_len()
     }
 
+    /// Whether the profile carries spec 02's withholding agreements (201 sign, 202 terminate):
+    /// their four layouts. The trade codes themselves are spec 02's (`fixedlen::agreement`).
+    pub fn supports_agreements(&self) -> bool {
+        AGREEMENT_LAYOUTS
+            .iter()
+            .all(|name| self.layouts.iter().any(|layout| layout.name == *name))
+    }
+
+    /// Whether the profile's partner runs spec 02's batch withholding: a batch channel (Channel
+    /// 5, files only) and the agreements the batch checks every line against. A profile without
+    /// them (spec 11: no 201/202, no DK/DKR, no Channel 5) gets no batch run.
+    pub fn supports_batch_withholding(&self) -> bool {
+        self.channels.batch.is_some() && self.supports_agreements()
+    }
+
     /// The Chinese text of a response code, when the profile has one.
     pub fn code_message(&self, code: &str) -> Option<&str> {
         self.codes.messages.get(code).map(String::as_str)
@@ -477,6 +506,9 @@ impl Profile {
                 "framing.max_length",
                 format!("须在1至{}之间", digits_max.min(MAX_FRAME_LENGTH)),
             ));
+        }
+        if framing.max_connections == 0 || framing.max_connections > 1_000 {
+            return Err(config_error("framing.max_connections", "须在1至1000之间"));
         }
         let mut names = BTreeSet::new();
         for layout in &self.layouts {
@@ -658,6 +690,8 @@ mod tests {
         assert_eq!(profile.header_len(), 89);
         assert_eq!(profile.mac_len(), 32);
         assert_eq!(profile.framing.length_digits, 4);
+        // "At most 20 connections at once per instance."
+        assert_eq!(profile.framing.max_connections, 20);
         assert_eq!(profile.trades.pay.code, "102");
         assert_eq!(
             profile.trades.prepay.as_ref().map(|t| t.code.as_str()),

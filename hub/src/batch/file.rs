@@ -567,7 +567,7 @@ mod tests {
                 account_no: "6230901234567890123".into(),
                 amount: Money::from_fen(16_632),
                 result: LineResult::Success,
-                bank_serial: "20261203D431227000001".into(),
+                bank_serial: "20261203D227000001".into(),
                 core_date: Some(date()),
             },
             ResultLine {
@@ -585,7 +585,7 @@ mod tests {
         expected
             .extend_from_slice(b"1|0800123456|A000000000000001|6230901234567890123|166.32|000|");
         expected.extend_from_slice(&[0xB3, 0xC9, 0xB9, 0xA6]); // 成功
-        expected.extend_from_slice(b"|20261203D431227000001|20261203\r\n");
+        expected.extend_from_slice(b"|20261203D227000001|20261203\r\n");
         expected.extend_from_slice(b"2|0800123457|A000000000000002|6230901234567890131|35.20|304|");
         // 未签约或协议无效
         expected.extend_from_slice(&[

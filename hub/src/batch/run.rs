@@ -1,7 +1,9 @@
 //! The county water batch withholding run (批量代扣): one DK file in, one core 8002 per line that
 //! the agreement register allows, one DKR file out. Every line is journaled before its 8002, and the
-//! 8002's SeqNo is derived from (BatchDate, CompanyCode, SeqNo), so a rerun after a crash asks the
-//! core the same question and nobody is debited twice.
+//! 8002's SeqNo is derived from (BatchDate, instance, SeqNo) ([`line_serial`]). A line a crash left
+//! between its 8002 and the journaling of the answer has an unknown outcome: a rerun resolves it
+//! with 8004 (and fences the key with 8003 when the core has nothing), never by sending the 8002
+//! again, so nobody is debited twice and no late 8002 can post after the line was written 399.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ pub struct WaterWithholdConfig {
     pub instance: String,
     /// 水司代码: in the file names and headers, and the core Purpose of every debit.
     pub company_code: String,
+    /// The 3 characters of this instance in its line serials ([`line_serial`]); distinct among
+    /// the hub's withholding instances (the config check enforces it).
+    pub serial_code: String,
     /// 代收过渡户 of the instance: the credit side of every debit.
     pub suspense_account: String,
     /// The instance's SFTP folder, with `in/` and `out/` under it.
@@ -58,6 +63,7 @@ impl WaterWithholdConfig {
         WaterWithholdConfig {
             instance: instance.to_string(),
             company_code: company_code.to_string(),
+            serial_code: default_serial_code(company_code),
             suspense_account: suspense_account.to_string(),
             dir: dir.to_path_buf(),
             node: 1,
@@ -123,11 +129,38 @@ pub struct BatchReport {
     pub replayed: bool,
 }
 
-/// The bank serial (and core SeqNo) of a line's debit: `<BatchDate>D<CompanyCode><SeqNo:06>`.
-/// It starts with the date like every hub serial, and the `D` keeps it apart from the all-digit
-/// online serials of the same day.
-pub fn line_serial(batch_date: NaiveDate, company_code: &str, seq_no: usize) -> String {
-    format!("{}D{company_code}{seq_no:06}", yyyymmdd(batch_date))
+/// Characters of an instance's code in a line serial.
+pub const SERIAL_CODE_LEN: usize = 3;
+
+/// The serial code an instance gets unless its `[[withholding]]` entry names one: the last 3
+/// characters of its CompanyCode (431024, 431022, 431081, 431227 give 024, 022, 081, 227).
+pub fn default_serial_code(company_code: &str) -> String {
+    let chars: Vec<char> = company_code.chars().collect();
+    chars[chars.len().saturating_sub(SERIAL_CODE_LEN)..]
+        .iter()
+        .collect()
+}
+
+/// Whether `code` can stand in a line serial: 3 ASCII letters or digits (the core's SeqNo
+/// alphabet, and AN in the DKR file).
+pub fn valid_serial_code(code: &str) -> bool {
+    code.len() == SERIAL_CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The bank serial (and core SeqNo, TranDate = BatchDate) of a line's debit:
+/// `<BatchDate:8>D<serial code:3><SeqNo:06>`, exactly 18 characters, the header's BankSerial
+/// width (spec 02: AN 18), so a water company can keep it in its serial column.
+///
+/// Unique among the hub's serials of that TranDate because:
+/// - it is a function of (BatchDate, instance, SeqNo) only, so a rerun after a crash finds the
+///   same serial, and within one instance and batch SeqNo is unique (one batch per day, SeqNo
+///   ≤ 999999 by the file check);
+/// - the serial codes of the withholding instances are distinct (checked at config load), so
+///   two instances never share one: the core's SeqNo space is the hub's, not the instance's;
+/// - every other hub serial of the day is all digits (`Journal::next_serial`) or starts with a
+///   letter (settlements), while this one has a `D` right after its 8 date digits.
+pub fn line_serial(batch_date: NaiveDate, serial_code: &str, seq_no: usize) -> String {
+    format!("{}D{serial_code}{seq_no:06}", yyyymmdd(batch_date))
 }
 
 struct LineRow {
@@ -333,10 +366,14 @@ impl WaterWithholdJob {
             let result = match rows.get(&line.seq_no) {
                 Some(row) if row.state == "DONE" => Self::done_line(line, row)?,
                 Some(row) => {
+                    // Journaled DEBITING, answer not journaled: the 8002 may or may not have
+                    // reached the core, an unknown outcome (spec 02). Resolved as one, never by
+                    // sending the 8002 again: N fences the key and the line is 399.
                     let serial = row.bank_serial.clone().ok_or_else(|| {
                         BatchError::Corrupt(format!("line {} without serial", line.seq_no))
                     })?;
-                    self.resume_debiting(file, line, &serial).await?
+                    tracing::warn!(instance = %self.config.instance, bank_serial = %serial, "Resuming a batch debit of unknown outcome: asking the core.");
+                    self.resolve_unknown(file, line, &serial).await?
                 }
                 None => match self.precheck(line, batch_date, repeated).await? {
                     Some(refusal) => {
@@ -428,7 +465,7 @@ impl WaterWithholdJob {
     /// Journals the line as DEBITING, then sends its 8002.
     async fn debit(&self, file: &DkFile, line: &DkLine) -> Result<TransferOutcome, BatchError> {
         let batch_date = file.header.batch_date;
-        let serial = line_serial(batch_date, &self.config.company_code, line.seq_no);
+        let serial = line_serial(batch_date, &self.config.serial_code, line.seq_no);
         sqlx::query(
             "INSERT INTO batch_lines (instance, batch_no, seq_no, customer_no, amount_fen, state,
                  bank_serial, result, core_seq_no, core_date, note, updated_at)
@@ -476,7 +513,7 @@ impl WaterWithholdJob {
     ) -> Result<ResultLine, BatchError> {
         let serial = line_serial(
             file.header.batch_date,
-            &self.config.company_code,
+            &self.config.serial_code,
             line.seq_no,
         );
         match outcome {
@@ -551,74 +588,6 @@ impl WaterWithholdJob {
             );
         }
         result
-    }
-
-    /// A line journaled DEBITING by a run that stopped before journaling the 8002's answer. 8004
-    /// first: S → 000, R → 399. N means the core never posted it (never received, or refused):
-    /// the same 8002 under the same key is asked again, which posts at most once and repeats a
-    /// refusal as it was. 8004 first, because the core may refuse an 8002 whose TranDate has
-    /// become too old before looking the key up.
-    async fn resume_debiting(
-        &self,
-        file: &DkFile,
-        line: &DkLine,
-        serial: &str,
-    ) -> Result<ResultLine, BatchError> {
-        let batch_date = file.header.batch_date;
-        for attempt in 0..self.config.resolve_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(self.config.resolve_interval_ms)).await;
-            }
-            let query_serial = self
-                .journal
-                .next_serial(self.config.node, self.clock.today(), 20)
-                .await?;
-            match self
-                .core
-                .status(&query_serial, self.clock.today(), serial, batch_date)
-                .await
-            {
-                CoreStatusOutcome::Posted {
-                    core_seq_no,
-                    core_date: Some(core_date),
-                } => {
-                    let posted = Some((core_seq_no.as_str(), core_date));
-                    self.finish(file, line, LineResult::Success, posted, "resumed, 8004 S")
-                        .await?;
-                    return Ok(result_line(
-                        line,
-                        LineResult::Success,
-                        serial.to_string(),
-                        Some(core_date),
-                    ));
-                }
-                CoreStatusOutcome::Reversed => {
-                    self.finish(file, line, LineResult::Other, None, "resumed, 8004 R")
-                        .await?;
-                    return Ok(result_line(
-                        line,
-                        LineResult::Other,
-                        serial.to_string(),
-                        None,
-                    ));
-                }
-                CoreStatusOutcome::NotFound => {
-                    let outcome = self.send_transfer(line, serial, batch_date).await;
-                    return self.finish_debit(file, line, outcome).await;
-                }
-                CoreStatusOutcome::Posted {
-                    core_date: None, ..
-                } => {
-                    tracing::warn!(bank_serial = %serial, "8004 S without OrigCoreDate.");
-                }
-                CoreStatusOutcome::Unknown { reason } => {
-                    tracing::warn!(bank_serial = %serial, reason = %reason, "8004 unknown.");
-                }
-            }
-        }
-        Err(BatchError::CoreUnresolved {
-            bank_serial: serial.to_string(),
-        })
     }
 
     /// An 8002 whose outcome is unknown (a timeout now, or a crash before its answer was
@@ -820,9 +789,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_serials_start_with_the_date_and_never_look_like_online_ones() {
+    fn line_serials_are_18_characters_and_never_look_like_online_ones() {
         let date = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap_or_default();
-        assert_eq!(line_serial(date, "431227", 7), "20261203D431227000007");
-        assert_eq!(line_serial(date, "431227", 999_999).len(), 21);
+        // Spec 02's 新晃 (431227): 20261203, D, 227, 000007.
+        assert_eq!(line_serial(date, "227", 7), "20261203D227000007");
+        assert_eq!(line_serial(date, "227", 999_999), "20261203D227999999");
+        assert_eq!(line_serial(date, "227", 999_999).len(), 18);
+        assert_eq!(default_serial_code("431227"), "227");
+        assert_eq!(default_serial_code("431024"), "024");
+        assert!(valid_serial_code("x9Z"));
+        assert!(!valid_serial_code("12"));
+        assert!(!valid_serial_code("1|2"));
+        // An online serial of the same day (node 01, 18 wide) is all digits.
+        let online = "202612030100000007";
+        assert_eq!(online.len(), 18);
+        assert!(online.bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(
+            line_serial(date, "227", 7).as_bytes()[8],
+            online.as_bytes()[8]
+        );
     }
 }

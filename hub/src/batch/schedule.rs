@@ -24,6 +24,12 @@ pub struct WithholdingConfig {
     /// Real time between two looks at the clock (the poll slots themselves are on the hub clock).
     #[serde(default = "default_check_ms")]
     pub check_interval_ms: u64,
+    /// The 3 letters or digits that name this instance in its line serials
+    /// (`<BatchDate>D<serial_code><SeqNo:06>`); by default the last 3 characters of its
+    /// CompanyCode. Needed only when two withholding instances' CompanyCodes end alike; never
+    /// change it while a batch is unfinished.
+    #[serde(default)]
+    pub serial_code: Option<String>,
 }
 
 fn default_check_ms() -> u64 {

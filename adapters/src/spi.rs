@@ -65,7 +65,7 @@ pub struct Bill {
     pub items: Vec<BillItem>,
     /// The partner said nothing is due; a payment is still allowed as a pure prepayment.
     pub nothing_due: bool,
-    /// The meter the bills were read from, where the partner says (water, gas).
+    /// The meter the bills were read from, where the partner states one (the water protocol).
     pub meter_no: Option<String>,
 }
 

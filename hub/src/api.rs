@@ -375,7 +375,7 @@ pub fn openapi_document() -> serde_json::Value {
     })
 }
 
-/// The meter number joins a bill only where the partner states one (water, gas).
+/// The meter number joins a bill only where the partner states one (the water protocol and its configured kin).
 fn with_meter(mut bill: serde_json::Value, meter_no: Option<String>) -> serde_json::Value {
     if let Some(meter_no) = meter_no {
         bill["meter_no"] = json!(meter_no);

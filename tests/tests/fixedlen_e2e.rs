@@ -1591,3 +1591,33 @@ fn a_withholding_entry_for_gas_is_refused_at_config_load() {
     config.withholding.pop();
     assert!(config.check_withholding().is_ok());
 }
+
+/// CustomerNo is AN 10 (spec 02) or AN 12 (spec 11): a longer one is a bad request before any
+/// debit, not a debit that the encoder then refuses and the hub gives back.
+async fn an_overlong_customer_number_is_refused_before_the_debit(k: Kind) {
+    let fx = Fx::start().await;
+    let too_long = format!("{}9", k.customer(C_PAY));
+    let postings = fx.env.core.posting_count();
+    let (status, answer) = fx
+        .pay(
+            k,
+            &PayArgs::mobile("MBLONG1", &too_long, PAYER_A, k.due_fen()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["code"], "BAD_REQUEST", "{answer}");
+    let (status, _) = fx.query(k, &too_long).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(fx.env.core.posting_count(), postings, "nobody debited");
+    assert_eq!(fx.env.payment_count().await, 0, "nothing journaled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn water_overlong_customer_number_is_refused_before_the_debit() {
+    an_overlong_customer_number_is_refused_before_the_debit(Kind::Water).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gas_overlong_customer_number_is_refused_before_the_debit() {
+    an_overlong_customer_number_is_refused_before_the_debit(Kind::Gas).await;
+}

@@ -159,6 +159,23 @@ impl FixedLenAdapter {
             .unwrap_or(0)
     }
 
+    /// The width of CustomerNo in the query request (spec 02: AN 10, spec 11: AN 12): a longer
+    /// one is refused before any debit, not by the encoder after it.
+    pub fn customer_no_len(&self) -> usize {
+        let profile = self.profile();
+        let name = &profile.fields.customer_no;
+        profile
+            .layout(&profile.trades.query.request)
+            .ok()
+            .and_then(|layout| {
+                layout.items.iter().find_map(|item| match item {
+                    codecs::layout::Item::Field(field) if &field.name == name => Some(field.len),
+                    _ => None,
+                })
+            })
+            .unwrap_or(0)
+    }
+
     /// Whether this profile offers a separate prepayment trade.
     pub fn supports_prepay(&self) -> bool {
         self.profile().trades.prepay.is_some()
@@ -389,6 +406,10 @@ impl BillPartner for FixedLenAdapter {
 
     fn teller_no_max_len(&self) -> usize {
         FixedLenAdapter::teller_no_len(self)
+    }
+
+    fn customer_no_max_len(&self) -> usize {
+        FixedLenAdapter::customer_no_len(self)
     }
 
     fn accepts_payments_at(&self, time: chrono::NaiveTime) -> bool {

@@ -782,7 +782,7 @@ impl Engine {
                     next_attempt_at: Some(Some(at)),
                     last_error: Some(reason),
                     reversal_reason: Some("write-off outcome unknown".into()),
-                    note: "partner 1002 outcome unknown".into(),
+                    note: "partner payment outcome unknown".into(),
                     ..Change::default()
                 };
                 self.journal
@@ -1445,12 +1445,20 @@ impl Engine {
             ..Change::default()
         };
         match outcome {
-            ReversalOutcome::Reversed => self.apply(row, to_core_reversal("1003: 0000")).await,
+            ReversalOutcome::Reversed => {
+                self.apply(row, to_core_reversal("partner reversal: reversed"))
+                    .await
+            }
             ReversalOutcome::OriginalNotFound => {
-                self.apply(row, to_core_reversal("1003: 2001")).await
+                self.apply(
+                    row,
+                    to_core_reversal("partner reversal: original not found, nothing written off"),
+                )
+                .await
             }
             ReversalOutcome::AlreadyReversed => {
-                self.apply(row, to_core_reversal("1003: 2002")).await
+                self.apply(row, to_core_reversal("partner reversal: already reversed"))
+                    .await
             }
             ReversalOutcome::TooLate => {
                 self.apply(
@@ -1459,8 +1467,9 @@ impl Engine {
                         next_action: Some(NextAction::PartnerStatus),
                         next_attempt_at: Some(Some(now)),
                         reset_attempts: true,
-                        last_error: Some("2003 超过冲正时限".into()),
-                        note: "1003: 2003, asking 1004".into(),
+                        last_error: Some("冲正超过收费单位时限 reversal too late".into()),
+                        note: "partner reversal: too late for the partner's day, asking status"
+                            .into(),
                         ..Change::default()
                     },
                 )
@@ -1475,8 +1484,8 @@ impl Engine {
                         next_action: Some(NextAction::PartnerStatus),
                         next_attempt_at: Some(Some(now)),
                         reset_attempts: true,
-                        last_error: Some("2004 原交易要素不符".into()),
-                        note: "1003: 2004, asking 1004".into(),
+                        last_error: Some("原交易要素不符 original elements differ".into()),
+                        note: "partner reversal: elements differ, asking status".into(),
                         ..Change::default()
                     },
                 )
@@ -1486,7 +1495,7 @@ impl Engine {
                 self.retry_reversal(
                     row,
                     link,
-                    format!("1003 refused {} {}", reply.code, reply.message),
+                    format!("partner reversal refused {} {}", reply.code, reply.message),
                 )
                 .await
             }
@@ -1531,8 +1540,11 @@ impl Engine {
                             Change {
                                 next_action: Some(NextAction::Operator),
                                 next_attempt_at: Some(None),
-                                last_error: Some(format!("1004 amount {} differs", amount.fen())),
-                                note: "1004: amount differs".into(),
+                                last_error: Some(format!(
+                                    "partner status amount {} differs",
+                                    amount.fen()
+                                )),
+                                note: "partner status: amount differs".into(),
                                 ..Change::default()
                             },
                         )
@@ -1546,7 +1558,7 @@ impl Engine {
                         next_attempt_at: Some(None),
                         partner_serial: Some(partner_serial),
                         acct_date: Some(acct_date),
-                        note: "1004: written off".into(),
+                        note: "partner status: written off".into(),
                         ..Change::default()
                     },
                 )
@@ -1559,7 +1571,7 @@ impl Engine {
                         next_action: Some(NextAction::CoreReversal),
                         next_attempt_at: Some(Some(self.clock.now())),
                         reset_attempts: true,
-                        note: "1004: reversed or not found".into(),
+                        note: "partner status: reversed or not found".into(),
                         ..Change::default()
                     },
                 )

@@ -1621,3 +1621,46 @@ async fn water_overlong_customer_number_is_refused_before_the_debit() {
 async fn gas_overlong_customer_number_is_refused_before_the_debit() {
     an_overlong_customer_number_is_refused_before_the_debit(Kind::Gas).await;
 }
+
+/// Spec 02: a 104 is only taken while the original's AcctDate is the company's current date
+/// (else 022), and "022: ask 105 (same backoff): Status 1 → SUCCEEDED". A 102 at 23:49:50 times
+/// out; its first 104 is read but never answered; the re-sent 104 arrives after midnight and gets
+/// 022; the 105 says written off, so the payment stands and nobody's money moves back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn water_104_too_late_for_the_day_is_resolved_by_105_and_stands() {
+    let k = Kind::Water;
+    let date = business_date();
+    let fx = Fx::start_at(at(date, 23, 49, 50)).await;
+    let customer = k.customer(C_TIMEOUT);
+    fx.arm_pay(k, &customer, WaterFault::AnswerLate(LATE_BY));
+    fx.water.arm(WaterFaultRule {
+        trade_code: "104".into(),
+        customer_no: Some(customer.clone()),
+        fault: WaterFault::CloseWithoutAnswer,
+        times: 1,
+    });
+    let (answer, serial) = fx
+        .pay_ok(
+            k,
+            &PayArgs::mobile("MB0022", &customer, PAYER_B, k.due_fen()),
+        )
+        .await;
+    assert_eq!(answer["status"], "IN_DOUBT", "{answer}");
+    // The first 104 went out and got nothing back: the engine waits out its backoff.
+    fx.env
+        .wait_until(&serial, chrono::Duration::zero(), "a first 104", |row| {
+            row.partner_reversal_serial.is_some() && row.attempts >= 1
+        })
+        .await;
+    let next_day = date.checked_add_days(Days::new(1)).expect("next day");
+    fx.env.clock.advance_to(at(next_day, 0, 10, 0));
+    let row = fx.env.wait_state(&serial, PaymentState::Succeeded).await;
+    assert_eq!(row.acct_date, Some(date), "the 105's AcctDate");
+    let partner = fx.sim_payment(k, &serial).expect("written off");
+    assert!(partner.written_off, "the company kept the payment");
+    assert_eq!(fx.sim_due_fen(k, &customer), 0, "bills stay paid");
+    fx.assert_money(k, PAYER_B, PAYER_B_OPENING_FEN - k.due_fen(), k.due_fen());
+    let notes = fx.env.event_notes(&serial).await.join(" | ");
+    assert!(notes.contains("too late for the partner's day"), "{notes}");
+    assert!(notes.contains("partner status: written off"), "{notes}");
+}

@@ -246,6 +246,18 @@ pub struct DailyRecord {
     pub channel: String,
 }
 
+/// A paid payment of an earlier accounting date that no daily file of the partner has listed
+/// yet (tobacco, spec 09: reported as 通知未确认 until a later file lists it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnconfirmedPayment {
+    pub bank_serial: String,
+    pub customer_no: String,
+    pub amount: Money,
+    pub acct_date: NaiveDate,
+    /// Where its notification stands, in Chinese for the operator (re-notifying, rejected, ...).
+    pub notice: String,
+}
+
 /// Errors that are not a partner's answer: configuration, keys, input refused before any I/O,
 /// transport failures of calls that move no money, daily files.
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +368,20 @@ pub trait BillPartner: Send + Sync {
     /// confirmation rather than a difference of this date.
     fn file_confirms_only(&self) -> bool {
         false
+    }
+    /// Whether the partner's file lines match journal payments on the bank serial alone rather
+    /// than on (date, serial) (tobacco, spec 09: a line's date is the payment time, which may be
+    /// the day after the hub's acceptance date).
+    fn file_matches_on_bank_serial(&self) -> bool {
+        false
+    }
+    /// Paid payments of an accounting date before `acct_date` that no file has listed yet, for
+    /// the report of `acct_date` (tobacco: 通知未确认 stays on the report until resolved).
+    async fn unconfirmed_before(
+        &self,
+        _acct_date: NaiveDate,
+    ) -> Result<Vec<UnconfirmedPayment>, AdapterError> {
+        Ok(Vec::new())
     }
     /// Parses one accounting date's files, checked against their own totals.
     fn parse_daily(&self, files: &[Vec<u8>]) -> Result<DailyFile, AdapterError>;

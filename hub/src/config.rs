@@ -62,7 +62,9 @@ pub struct TobaccoConfig {
     /// The bureau's settlement account.
     pub settlement_account: String,
     /// `[tobacco.tls]`: HTTPS to the bureau, trusting only its CA (absent: plain HTTP, tests).
-    #[serde(default)]
+    /// Its timeouts default to the spec's (connect 5 s, whole exchange 10 s), not to the 3 s /
+    /// 15 s other partners' TLS sections default to.
+    #[serde(default, deserialize_with = "tobacco_tls")]
     pub tls: Option<crate::tls::PartnerTls>,
     /// Whole notification exchange (spec: 10 s); with `tls`, its `timeout_ms` also bounds it.
     #[serde(default = "default_tobacco_notify_timeout_ms")]
@@ -74,6 +76,42 @@ pub struct TobaccoConfig {
 
 fn default_tobacco_notify_timeout_ms() -> u64 {
     10_000
+}
+
+/// `[tobacco.tls]` as written: the same keys as every partner's TLS section, with spec 09's
+/// timeouts as the defaults (the shared defaults suit other partners and stay theirs).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TobaccoTls {
+    ca_file: PathBuf,
+    #[serde(default)]
+    client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    client_key_file: Option<PathBuf>,
+    /// Spec 09: "the hub's calls: connect 5 s".
+    #[serde(default = "default_tobacco_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    /// Spec 09: "whole exchange 10 s".
+    #[serde(default = "default_tobacco_notify_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_tobacco_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+fn tobacco_tls<'de, D>(deserializer: D) -> Result<Option<crate::tls::PartnerTls>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let tls = Option::<TobaccoTls>::deserialize(deserializer)?;
+    Ok(tls.map(|t| crate::tls::PartnerTls {
+        ca_file: t.ca_file,
+        client_cert_file: t.client_cert_file,
+        client_key_file: t.client_key_file,
+        connect_timeout_ms: t.connect_timeout_ms,
+        timeout_ms: t.timeout_ms,
+    }))
 }
 
 fn default_tobacco_outbox_poll_ms() -> u64 {
@@ -385,6 +423,47 @@ mod tests {
         assert!(config.check_withholding().is_err());
         config.withholding[1].instance = "nowhere".into();
         assert!(config.check_withholding().is_err());
+    }
+
+    /// Spec 09 "Transport": the hub's calls to the bureau connect within 5 s and finish within
+    /// 10 s; other partners' TLS sections keep the shared defaults (5 s / 15 s).
+    #[test]
+    fn tobacco_tls_defaults_to_the_spec_timeouts_and_other_partners_keep_theirs() {
+        let text = format!(
+            "{}\n[tobacco]\nbureau_code = \"430600\"\nbank_code = \"YYNS0001\"\n\
+             bureau_base_url = \"https://yc.example:8443\"\n\
+             bank_private_key_hex = \"3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8\"\n\
+             bureau_public_key_hex = \"04aa\"\nsuspense_account = \"9003100000000009\"\n\
+             settlement_account = \"9003200000000009\"\n[tobacco.tls]\nca_file = \"tls/yc-ca.pem\"\n",
+            include_str!("../../deploy/hub.example.toml")
+        );
+        let config = HubConfig::from_toml(&text);
+        assert!(config.is_ok(), "{config:?}");
+        let tls = config.ok().and_then(|c| c.tobacco).and_then(|t| t.tls);
+        assert_eq!(
+            tls.as_ref().map(|t| (t.connect_timeout_ms, t.timeout_ms)),
+            Some((5_000, 10_000))
+        );
+        assert_eq!(tls.map(|t| t.ca_file), Some(PathBuf::from("tls/yc-ca.pem")));
+        // An explicit setting wins, and an unknown key is still refused.
+        let explicit = text.replace(
+            "ca_file = \"tls/yc-ca.pem\"\n",
+            "ca_file = \"tls/yc-ca.pem\"\nconnect_timeout_ms = 4000\n",
+        );
+        let tls = HubConfig::from_toml(&explicit)
+            .ok()
+            .and_then(|c| c.tobacco)
+            .and_then(|t| t.tls);
+        assert_eq!(tls.map(|t| t.connect_timeout_ms), Some(4_000));
+        let unknown = text.replace("ca_file = ", "cafile = ");
+        assert!(HubConfig::from_toml(&unknown).is_err());
+        // Another partner's section without timeouts keeps the shared defaults (connect 5 s, as
+        // spec 03 says too; 15 s in all).
+        let other: Result<crate::tls::PartnerTls, _> = toml::from_str("ca_file = \"ca.pem\"");
+        assert_eq!(
+            other.map(|t| (t.connect_timeout_ms, t.timeout_ms)).ok(),
+            Some((5_000, 15_000))
+        );
     }
 
     fn is_setting(line: &str) -> bool {

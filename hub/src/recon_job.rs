@@ -82,6 +82,9 @@ pub struct ReconRun {
     pub html: PathBuf,
     pub csv: PathBuf,
     pub settlement: SettlementOutcome,
+    /// The partner's file was missing or refused and the run went on without it (partners whose
+    /// file only confirms): the operator's alert text, also the report's first 提示 line.
+    pub partner_file_alert: Option<String>,
 }
 
 fn hub_state(state: PaymentState) -> HubState {
@@ -193,53 +196,43 @@ pub async fn run(
     report_dir: &Path,
 ) -> Result<ReconRun, ReconError> {
     let adapter = &link.adapter;
-    let wanted = adapter.daily_files(business_date);
-    if wanted.iter().any(|name| !file_dir.join(name).exists()) {
-        // Partners that hand their file over on request: fetch (and archive) it first.
-        if let Err(e) = adapter.fetch_daily(business_date, file_dir).await {
-            tracing::warn!(instance = adapter.instance(), error = %e, "Partner daily file could not be fetched.");
-        }
-    }
-    // A partner that flags its files (county water's DZ…ok, written last) is read only once the
-    // flag is there: without it the day counts as not arrived, as a missing file does. A re-cut
-    // removes the flag first and writes it last, so a rerun never reads half a cut.
-    if let Some(flag) = adapter.daily_flag(business_date) {
-        let path = file_dir.join(flag);
-        if !path.exists() {
-            return Err(ReconError::PartnerFileMissing(path));
-        }
-    }
-    let mut partner_files = Vec::new();
-    for name in wanted {
-        let path = file_dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => partner_files.push(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ReconError::PartnerFileMissing(path))
+    let confirms_only = adapter.file_confirms_only();
+    // Spec 09: the bureau's money is what is paid in the journal and posted at core, "whether
+    // or not the bureau's file lists them yet". For such a partner a missing or refused file is
+    // an alert and a report line, and journal and core are still reconciled and settled.
+    let (daily, partner_files, partner_file_alert) =
+        match partner_file(adapter.as_ref(), business_date, file_dir).await {
+            Ok((daily, files)) => (Some(daily), files, None),
+            Err(e) if confirms_only => {
+                tracing::error!(
+                    instance = adapter.instance(),
+                    code = e.code(),
+                    error = %e,
+                    "对方对账文件未到或无法使用：仅核对本方与核心，已入账缴费照常结算。"
+                );
+                let alert = format!(
+                    "[{}] 对方对账文件未到或无法使用（{e}）：本次仅核对本方与核心，\
+                     已入账缴费照常结算，文件到达后请重新对账",
+                    e.code()
+                );
+                (None, Vec::new(), Some(alert))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
+        };
+    if daily.is_some() {
+        if let Err(e) = adapter
+            .daily_files_read(business_date, &partner_files)
+            .await
+        {
+            tracing::error!(instance = adapter.instance(), code = e.code(), error = %e, "Partner file follow-up failed.");
         }
     }
-    let daily = adapter
-        .parse_daily(&partner_files)
-        .map_err(|e| ReconError::PartnerFile(e.to_string()))?;
-    if daily.acct_date != business_date {
-        return Err(ReconError::WrongDate {
-            expected: business_date,
-            found: daily.acct_date,
-        });
-    }
-    if let Err(e) = adapter
-        .daily_files_read(business_date, &partner_files)
-        .await
-    {
-        tracing::error!(instance = adapter.instance(), code = e.code(), error = %e, "Partner file follow-up failed.");
-    }
+    let records = daily.as_ref().map_or(&[][..], |d| d.records.as_slice());
     // A confirming file may list, late, a payment the journal gives an earlier date: it confirms
     // that payment (already settled with its own date) and is no line of this one.
     let mut confirmations_of_earlier_days = std::collections::HashSet::new();
-    if adapter.file_confirms_only() {
-        for r in &daily.records {
+    if confirms_only {
+        for r in records {
             if let Some(row) = engine.journal().get(&r.bank_serial).await? {
                 let earlier = row.acct_date.is_some_and(|d| d < business_date);
                 if earlier && row.state == crate::state::PaymentState::Succeeded {
@@ -248,8 +241,7 @@ pub async fn run(
             }
         }
     }
-    let partner: Vec<PartnerRecord> = daily
-        .records
+    let partner: Vec<PartnerRecord> = records
         .iter()
         .filter(|r| !confirmations_of_earlier_days.contains(&r.bank_serial))
         .map(|r| PartnerRecord {
@@ -259,7 +251,7 @@ pub async fn run(
             partner_serial: r.partner_serial.clone(),
             customer_no: r.customer_no.clone(),
             amount: r.amount,
-            acct_date: daily.acct_date,
+            acct_date: business_date,
         })
         .collect();
 
@@ -303,7 +295,9 @@ pub async fn run(
             adapter.settlement_code(),
             business_date,
         ),
-        settle_unconfirmed: adapter.file_confirms_only(),
+        settle_unconfirmed: confirms_only,
+        partner_file_absent: daily.is_none(),
+        match_on_bank_serial: adapter.file_matches_on_bank_serial(),
     };
     // Records the previous run left waiting for a core file are re-examined and, once agreed,
     // settled with this date (spec 01, "Settlement").
@@ -327,6 +321,31 @@ pub async fn run(
         };
     let mut result = reconciliation::reconcile_with_carried(&input, &carried);
     result.settlement.summary = adapter.settlement_summary(business_date);
+    if let Some(alert) = &partner_file_alert {
+        result.warnings.insert(0, alert.clone());
+    }
+    // Earlier days' payments still unconfirmed stay on this report (spec 09, 通知未确认). The
+    // list is read after this date's file was taken in, so what it listed is off it.
+    match adapter.unconfirmed_before(business_date).await {
+        Ok(list) => {
+            result.unconfirmed_earlier = list
+                .into_iter()
+                .map(|u| reconciliation::UnconfirmedEarlier {
+                    hub_serial: u.bank_serial,
+                    acct_date: u.acct_date,
+                    customer_no: u.customer_no,
+                    amount: u.amount,
+                    detail: u.notice,
+                })
+                .collect()
+        }
+        Err(e) => {
+            tracing::error!(instance = adapter.instance(), code = e.code(), error = %e, "Unconfirmed payments of earlier days could not be read.");
+            result
+                .warnings
+                .push(format!("往日通知未确认清单读取失败（{e}），请人工核查"));
+        }
+    }
     let awaiting = awaiting_path(
         report_dir,
         adapter.payee(),
@@ -369,7 +388,54 @@ pub async fn run(
         html,
         csv,
         settlement,
+        partner_file_alert,
     })
+}
+
+/// Fetches (when the partner hands it over on request), reads and parses the partner's files of
+/// `business_date`; the raw bytes come back too, for the partner's own follow-up.
+async fn partner_file(
+    adapter: &dyn adapters::spi::BillPartner,
+    business_date: NaiveDate,
+    file_dir: &Path,
+) -> Result<(adapters::spi::DailyFile, Vec<Vec<u8>>), ReconError> {
+    let wanted = adapter.daily_files(business_date);
+    if wanted.iter().any(|name| !file_dir.join(name).exists()) {
+        // Partners that hand their file over on request: fetch (and archive) it first.
+        if let Err(e) = adapter.fetch_daily(business_date, file_dir).await {
+            tracing::warn!(instance = adapter.instance(), error = %e, "Partner daily file could not be fetched.");
+        }
+    }
+    // A partner that flags its files (county water's DZ…ok, written last) is read only once the
+    // flag is there: without it the day counts as not arrived, as a missing file does. A re-cut
+    // removes the flag first and writes it last, so a rerun never reads half a cut.
+    if let Some(flag) = adapter.daily_flag(business_date) {
+        let path = file_dir.join(flag);
+        if !path.exists() {
+            return Err(ReconError::PartnerFileMissing(path));
+        }
+    }
+    let mut partner_files = Vec::new();
+    for name in wanted {
+        let path = file_dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => partner_files.push(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReconError::PartnerFileMissing(path))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let daily = adapter
+        .parse_daily(&partner_files)
+        .map_err(|e| ReconError::PartnerFile(e.to_string()))?;
+    if daily.acct_date != business_date {
+        return Err(ReconError::WrongDate {
+            expected: business_date,
+            found: daily.acct_date,
+        });
+    }
+    Ok((daily, partner_files))
 }
 
 /// Posts the settlement 8002 from the suspense account to the partner's account. The SeqNo is
@@ -558,6 +624,23 @@ pub async fn run_all(
                     r.settlement.state,
                     r.html.display()
                 );
+                if !r.result.unconfirmed_earlier.is_empty() {
+                    println!(
+                        "{} {}: 往日通知未确认 {} 笔",
+                        link.adapter.payee(),
+                        link.adapter.instance(),
+                        r.result.unconfirmed_earlier.len()
+                    );
+                }
+                // The file still has to come: an operator must follow it up.
+                if let Some(alert) = &r.partner_file_alert {
+                    println!(
+                        "{} {}: {alert}",
+                        link.adapter.payee(),
+                        link.adapter.instance()
+                    );
+                    differences += 1;
+                }
             }
             Err(e) => {
                 println!(

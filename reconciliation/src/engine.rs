@@ -287,6 +287,22 @@ impl<'a> Engine<'a> {
             hub_order.push(hub);
         }
 
+        // Serial-only matching: a line takes the date of the hub record with its serial, so a
+        // payment accepted before midnight and paid (payTime) after it is still one key.
+        let mut hub_date_by_serial: HashMap<&'a str, Option<NaiveDate>> = HashMap::new();
+        if input.match_on_bank_serial {
+            for hub in &hub_order {
+                hub_date_by_serial
+                    .entry(hub.hub_serial.as_str())
+                    .and_modify(|date| {
+                        // Two hub dates for one serial: ambiguous, keep the line's own date.
+                        if *date != Some(hub.tx_date) {
+                            *date = None
+                        }
+                    })
+                    .or_insert(Some(hub.tx_date));
+            }
+        }
         let mut partner_by_key: HashMap<Key<'a>, Vec<&'a PartnerRecord>> = HashMap::new();
         let mut partner_keys: Vec<Key<'a>> = Vec::new();
         let mut partner_lines: Vec<&'a PartnerRecord> = Vec::new();
@@ -300,7 +316,12 @@ impl<'a> Engine<'a> {
                 continue;
             }
             partner_lines.push(line);
-            let key = (line.tx_date, line.bank_serial.as_str());
+            let date = hub_date_by_serial
+                .get(line.bank_serial.as_str())
+                .copied()
+                .flatten()
+                .unwrap_or(line.tx_date);
+            let key = (date, line.bank_serial.as_str());
             let entry = partner_by_key.entry(key).or_default();
             if entry.is_empty() {
                 partner_keys.push(key);
@@ -555,9 +576,14 @@ impl<'a> Engine<'a> {
                 .first()
                 .is_some_and(|posting| posting.amount == hub.amount);
             if self.input.settle_unconfirmed && posted {
+                let detail = if self.input.partner_file_absent {
+                    "对方文件未到（通知未确认）；核心已入账，照常结算"
+                } else {
+                    "对方文件无此流水（通知未确认，已重新通知）；核心已入账，照常结算"
+                };
                 if let Outcome::Difference(d) = difference(
                     DifferenceKind::HubSuccessMissingAtPartner,
-                    "对方文件无此流水（通知未确认，已重新通知）；核心已入账，照常结算".to_string(),
+                    detail.to_string(),
                 ) {
                     return Outcome::SettledDifference(d, hub.amount);
                 }
@@ -608,6 +634,25 @@ impl<'a> Engine<'a> {
             };
         };
         let core_net = view.standing_amount();
+        // Spec 09: the bureau's money is what is paid in the journal and posted at core; its
+        // file confirms, it does not gate. A line whose amount differs is reported, and the
+        // payment settles with the amount hub and core agree on.
+        if self.input.settle_unconfirmed
+            && partner_line.amount != hub.amount
+            && core_net == Some(hub.amount)
+        {
+            if let Outcome::Difference(d) = difference(
+                DifferenceKind::AmountMismatch,
+                format!(
+                    "本方金额{}, 对方金额{}, 核心金额{}；核心已按本方金额入账，照常结算",
+                    hub.amount.to_yuan(),
+                    partner_line.amount.to_yuan(),
+                    hub.amount.to_yuan()
+                ),
+            ) {
+                return Outcome::SettledDifference(d, hub.amount);
+            }
+        }
         if partner_line.amount != hub.amount || core_net != Some(hub.amount) {
             return difference(
                 DifferenceKind::AmountMismatch,
@@ -839,6 +884,7 @@ impl<'a> Engine<'a> {
             totals,
             warnings: self.warnings,
             execution: None,
+            unconfirmed_earlier: Vec::new(),
         }
     }
 }
@@ -928,6 +974,8 @@ pub(crate) mod tests {
             settlement_acct: SETTLEMENT_ACCT.into(),
             settlement_seq_no: "SNSH4310220261202".into(),
             settle_unconfirmed: false,
+            partner_file_absent: false,
+            match_on_bank_serial: false,
         }
     }
 
@@ -1047,16 +1095,34 @@ pub(crate) mod tests {
         assert!(counts.values().all(|n| *n == 1), "{counts:?}");
     }
 
-    /// Tobacco (spec 09): a payment paid and posted but left out of the bureau's file is still
-    /// reported, and settled: 100.00 + 35.20 + 223.35 matched, plus hub 11's 50.00 (posted, not
-    /// listed); hub 15 (listed, not posted) stays out.
+    /// Tobacco (spec 09): the settlement is every payment "paid in the journal and posted (S)
+    /// in the core file, whether or not the bureau's file lists them": 100.00 + 35.20 + 223.35
+    /// matched, hub 11's 50.00 (posted, not listed) and hub 13's 70.00 (posted at 70.00, listed
+    /// at 7.00: still reported as 金额不符); hub 15 (listed, not posted) stays out.
     #[test]
     fn a_confirming_file_does_not_hold_back_the_settlement() {
         let mut input = planted_input();
         input.settle_unconfirmed = true;
         let result = reconcile(&input);
-        assert_eq!(result.settlement.amount, Money::from_fen(35855 + 5000));
-        assert_eq!(result.settlement.count, 4);
+        assert_eq!(
+            result.settlement.amount,
+            Money::from_fen(10000 + 3520 + 22335 + 5000 + 7000)
+        );
+        assert_eq!(result.settlement.count, 5);
+        let mismatch: Vec<_> = result
+            .differences
+            .iter()
+            .filter(|d| d.kind == DifferenceKind::AmountMismatch)
+            .map(|d| (d.hub_serial.clone(), d.partner_amount, d.core_amount))
+            .collect();
+        assert_eq!(
+            mismatch,
+            [(
+                serial(13),
+                Some(Money::from_fen(700)),
+                Some(Money::from_fen(7000))
+            )]
+        );
         let missing: Vec<_> = result
             .differences
             .iter()
@@ -1065,6 +1131,107 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(missing, [serial(11)]);
         assert_eq!(result.difference_counts().values().sum::<usize>(), 6);
+    }
+
+    /// Tobacco: a payment the core posted at another amount than the journal's is not "paid and
+    /// posted" as one payment: reported 金额不符 and not settled, whatever the file says.
+    #[test]
+    fn a_confirming_file_settles_no_payment_the_core_does_not_show_at_its_amount() {
+        let hub_records = vec![hub(1, 10000, HubState::Succeeded)];
+        let partner_lines = vec![partner(2, 1, 9000)];
+        let core = CoreFile {
+            core_date: day(),
+            records: vec![core_s(1, 1, 9000, day())],
+        };
+        let mut input = input(hub_records, partner_lines, vec![core]);
+        input.settle_unconfirmed = true;
+        let result = reconcile(&input);
+        assert_eq!(result.settlement.amount, Money::ZERO);
+        assert_eq!(result.settlement.count, 0);
+        let kinds: Vec<_> = result.differences.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, [DifferenceKind::AmountMismatch]);
+    }
+
+    /// Spec 09: "The engine matches on bankSerial across files". A payment accepted on D at
+    /// 23:59:59 (hub date D, the core's HubTranDate D) is posted on CoreDate D+1 after the
+    /// core's 23:00 switch, so its acctDate is D+1 and the bureau's file of D+1 lists it with
+    /// payTime D+1 00:00:30: one matched record, no difference.
+    #[test]
+    fn serial_only_matching_joins_a_line_dated_after_the_hub_date() {
+        let mut paid = hub(1, 12300, HubState::Succeeded);
+        paid.acct_date = Some(next_day());
+        paid.core_date = Some(next_day());
+        let mut line = partner(2, 1, 12300);
+        line.tx_date = next_day();
+        line.acct_date = next_day();
+        let core = CoreFile {
+            core_date: next_day(),
+            records: vec![core_s(1, 1, 12300, next_day())],
+        };
+        let mut input = input(vec![paid], vec![line], vec![core]);
+        input.business_date = next_day();
+        input.settlement_seq_no = "SNSH4310220261203".into();
+        input.settle_unconfirmed = true;
+
+        // The (date, serial) key sees two strangers.
+        let keyed_by_date = reconcile(&input);
+        let kinds: Vec<_> = keyed_by_date.differences.iter().map(|d| d.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                DifferenceKind::HubSuccessMissingAtPartner,
+                DifferenceKind::PartnerNotHubSuccess
+            ]
+        );
+
+        input.match_on_bank_serial = true;
+        let result = reconcile(&input);
+        assert!(result.differences.is_empty(), "{:?}", result.differences);
+        assert_eq!(result.matched.len(), 1);
+        assert_eq!(result.matched[0].hub_serial, serial(1));
+        assert_eq!(result.matched[0].tx_date, day());
+        assert_eq!(result.matched[0].acct_date, next_day());
+        assert_eq!(result.settlement.amount, Money::from_fen(12300));
+        assert_eq!(result.settlement.count, 1);
+    }
+
+    /// Spec 09: settlement does not wait for the bureau's file. Without it, the paid and posted
+    /// payments (100.00 + 35.20) settle and each is reported unconfirmed; a failed one does not.
+    #[test]
+    fn without_the_confirming_file_paid_and_posted_payments_settle() {
+        let hub_records = vec![
+            hub(1, 10000, HubState::Succeeded),
+            hub(2, 3520, HubState::Succeeded),
+            hub(3, 600, HubState::Failed),
+        ];
+        let core = CoreFile {
+            core_date: day(),
+            records: vec![core_s(1, 1, 10000, day()), core_s(2, 2, 3520, day())],
+        };
+        let mut input = input(hub_records, Vec::new(), vec![core]);
+        input.settle_unconfirmed = true;
+        input.partner_file_absent = true;
+        let result = reconcile(&input);
+        assert_eq!(result.settlement.amount, Money::from_fen(13520));
+        assert_eq!(result.settlement.count, 2);
+        let unconfirmed: Vec<_> = result
+            .differences
+            .iter()
+            .map(|d| {
+                (
+                    d.kind,
+                    d.hub_serial.clone(),
+                    d.detail.contains("对方文件未到"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            unconfirmed,
+            [
+                (DifferenceKind::HubSuccessMissingAtPartner, serial(1), true),
+                (DifferenceKind::HubSuccessMissingAtPartner, serial(2), true),
+            ]
+        );
     }
 
     #[test]

@@ -22,5 +22,5 @@ pub use engine::{reconcile, reconcile_with_carried, settlement_seq_no, settlemen
 pub use model::{
     AwaitingCore, CoreExpectation, CoreRecord, CoreStatus, Difference, DifferenceKind, HubRecord,
     HubState, MatchedRecord, PartnerRecord, ReconInput, ReconResult, Settlement,
-    SettlementExecution, Totals,
+    SettlementExecution, Totals, UnconfirmedEarlier,
 };

@@ -157,6 +157,16 @@ pub struct ReconInput {
     /// file leaves out is still reported (通知未确认) and is settled with the matched ones.
     #[serde(default)]
     pub settle_unconfirmed: bool,
+    /// Only with `settle_unconfirmed`: the partner's file of this date did not arrive (or was
+    /// refused), so this run compares journal and core alone and `partner` is empty. Payments
+    /// are reported as unconfirmed (not as re-notified: nothing was compared) and still settled.
+    #[serde(default)]
+    pub partner_file_absent: bool,
+    /// The partner's file is matched on the bank serial alone (tobacco, spec 09: "The engine
+    /// matches on bankSerial across files"): its line date is the payment time, which can be
+    /// the day after the hub's acceptance date, so the hub record's own date keys the line.
+    #[serde(default)]
+    pub match_on_bank_serial: bool,
 }
 
 /// A payment on which hub, partner and core agree: it is settled.
@@ -289,6 +299,30 @@ pub struct ReconResult {
     /// itself never posts: it leaves this empty).
     #[serde(default)]
     pub execution: Option<SettlementExecution>,
+    /// Payments of earlier business dates the partner has still not confirmed (filled in by
+    /// the hub for partners whose file only confirms; the engine leaves this empty).
+    #[serde(default)]
+    pub unconfirmed_earlier: Vec<UnconfirmedEarlier>,
+}
+
+/// A payment of an earlier business date, settled with its own date, that no partner file has
+/// listed yet (tobacco, spec 09: reported as 通知未确认 until a later file lists it). Not a
+/// difference of this date: it is carried on every report until resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnconfirmedEarlier {
+    pub hub_serial: String,
+    /// The payment's own accounting date.
+    pub acct_date: NaiveDate,
+    pub customer_no: String,
+    pub amount: Money,
+    /// Chinese, for the operator: where the notification stands.
+    pub detail: String,
+}
+
+impl UnconfirmedEarlier {
+    /// Stable code beside the Chinese label in reports.
+    pub const CODE: &'static str = "NOTIFY_UNCONFIRMED";
+    pub const LABEL_ZH: &'static str = "通知未确认";
 }
 
 /// The settlement as the core recorded it (filled in by the hub after it posted, or found that a

@@ -16,7 +16,7 @@ use codecs::clock::yyyymmdd;
 use codecs::Money;
 
 use crate::mask::mask_account;
-use crate::model::{CoreExpectation, DifferenceKind, ReconResult};
+use crate::model::{CoreExpectation, DifferenceKind, ReconResult, UnconfirmedEarlier};
 
 const BOM: &str = "\u{FEFF}";
 
@@ -168,6 +168,30 @@ td,th{{border:1px solid #999;padding:2px 6px}}td.n{{text-align:right}}</style>\n
         );
     }
     h.push_str("</table>\n");
+
+    // Only partners whose file confirms payments have these: other reports keep their shape.
+    if !result.unconfirmed_earlier.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>往日{label}</h2>\n<table>\n<tr><th>类型</th><th>代码</th><th>本方流水号</th><th>记账日期</th>\
+<th>户号</th><th>金额</th><th>说明</th></tr>\n",
+            label = UnconfirmedEarlier::LABEL_ZH
+        );
+        for u in &result.unconfirmed_earlier {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                UnconfirmedEarlier::LABEL_ZH,
+                UnconfirmedEarlier::CODE,
+                e(&u.hub_serial),
+                yyyymmdd(u.acct_date),
+                e(&mask_account(&u.customer_no)),
+                u.amount.to_yuan(),
+                e(&u.detail)
+            );
+        }
+        h.push_str("</table>\n");
+    }
 
     let s = &result.settlement;
     let _ = write!(
@@ -391,6 +415,36 @@ pub fn render_csv(result: &ReconResult) -> String {
     }
     c.push_str("\r\n");
 
+    if !result.unconfirmed_earlier.is_empty() {
+        csv_row(
+            &mut c,
+            &[
+                f("往日通知未确认类型"),
+                f("代码"),
+                f("本方流水号"),
+                f("记账日期"),
+                f("户号"),
+                f("金额"),
+                f("说明"),
+            ],
+        );
+        for u in &result.unconfirmed_earlier {
+            csv_row(
+                &mut c,
+                &[
+                    f(UnconfirmedEarlier::LABEL_ZH),
+                    f(UnconfirmedEarlier::CODE),
+                    csv_text(&u.hub_serial),
+                    yyyymmdd(u.acct_date),
+                    csv_text(&mask_account(&u.customer_no)),
+                    u.amount.to_yuan(),
+                    f(&u.detail),
+                ],
+            );
+        }
+        c.push_str("\r\n");
+    }
+
     let s = &result.settlement;
     csv_row(&mut c, &[f("结算指令")]);
     csv_row(&mut c, &[f("结算流水号"), csv_text(&s.seq_no)]);
@@ -432,6 +486,38 @@ mod tests {
             file.records.push(stranger);
         }
         reconcile(&input)
+    }
+
+    /// Spec 09: a payment of an earlier day no file has listed stays on every later report as
+    /// 通知未确认, with its code, its own date and amount; a report without any has no section.
+    #[test]
+    fn earlier_unconfirmed_payments_are_carried_on_the_report() {
+        let mut result = planted_result();
+        assert!(!render_html(&result).contains("NOTIFY_UNCONFIRMED"));
+        assert!(!render_csv(&result).contains("NOTIFY_UNCONFIRMED"));
+        result.unconfirmed_earlier.push(UnconfirmedEarlier {
+            hub_serial: "B2026120101000000007".into(),
+            acct_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
+            customer_no: "YC20261201000777".into(),
+            amount: Money::from_fen(45_600),
+            detail: "72小时内未获确认，已停止重发，需人工处理".into(),
+        });
+        let html = render_html(&result);
+        for needle in [
+            "往日通知未确认",
+            "NOTIFY_UNCONFIRMED",
+            "B2026120101000000007",
+            "20261201",
+            "456.00",
+            "72小时内未获确认",
+        ] {
+            assert!(html.contains(needle), "HTML lacks {needle}");
+        }
+        assert!(!html.contains("YC20261201000777"), "order number unmasked");
+        let csv = render_csv(&result);
+        assert!(csv.contains("NOTIFY_UNCONFIRMED"), "{csv}");
+        assert!(csv.contains("=\"\"B2026120101000000007\"\""), "{csv}");
+        assert!(csv.contains("456.00"), "{csv}");
     }
 
     #[test]

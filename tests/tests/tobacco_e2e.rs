@@ -344,6 +344,11 @@ async fn the_bureau_file_confirms_payments_and_a_late_listed_one_is_settled_with
         );
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+    // The hub records the acknowledgements a moment after the bureau recorded them: wait, so
+    // that the run below finds them acknowledged (a still-pending one is not re-scheduled).
+    for serial in &serials {
+        wait_acked(&env, serial).await;
+    }
     // The bureau records the second one only after the 05:00 cut (as if its first
     // notifications had failed until then).
     for r in sim.state().recorded.iter_mut() {
@@ -398,10 +403,22 @@ async fn the_bureau_file_confirms_payments_and_a_late_listed_one_is_settled_with
     // Both are the bureau's money: one 8002 of 123.00 + 456.00 to its settlement account.
     assert_eq!(run.settlement.amount_fen, LISTED_FEN + LATE_FEN);
     assert_eq!(env.balance_fen(SETTLEMENT), LISTED_FEN + LATE_FEN);
-    // The unlisted payment is notified again (a new schedule).
+    // The unlisted payment is notified again: a new schedule from the run's time. (Its status
+    // is not checked: the outbox may already have sent it and had it acknowledged.)
+    let schedule: Option<String> =
+        sqlx::query_scalar("SELECT schedule_start FROM tobacco_notifications WHERE notify_id = ?")
+            .bind(&serials[1])
+            .fetch_optional(env.journal.pool())
+            .await
+            .expect("notification row");
     assert_eq!(
-        notification_status(&env, &serials[1]).await.as_deref(),
-        Some("PENDING")
+        schedule.as_deref(),
+        Some(
+            at(next_day, 9, 0, 0)
+                .format("%Y-%m-%d %H:%M:%S%.3f")
+                .to_string()
+                .as_str()
+        )
     );
 
     // D+1: the bureau's next file lists the late one; it confirms D's payment, no difference.
@@ -502,4 +519,373 @@ async fn a_licence_lists_its_unpaid_orders_oldest_first_with_the_overdue_marked(
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Runs the tobacco reconciliation of `date` on the hub, with the env's file and report folders.
+async fn reconcile_tobacco(
+    env: &Env,
+    date: chrono::NaiveDate,
+) -> Result<hub::recon_job::ReconRun, hub::recon_job::ReconError> {
+    let files = env.files_dir();
+    let reports = env.dir.path().join("reports");
+    env.on_hub(move |engine| async move {
+        let link = engine
+            .partners()
+            .find(|l| l.adapter.payee() == "TOBACCO")
+            .cloned()
+            .expect("tobacco configured");
+        hub::recon_job::run(&engine, &link, date, &files, &reports).await
+    })
+    .await
+}
+
+async fn wait_acked(env: &Env, notify_id: &str) {
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while notification_status(env, notify_id).await.as_deref() != Some("ACKED") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "notification {notify_id} not acknowledged: {:?}",
+            notification_status(env, notify_id).await
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Spec 09: `orderNo` is 1–32 `[0-9A-Za-z]`. An order number of the full 32 characters is
+/// pushed, found by number and by licence, paid, notified and acknowledged, listed in the
+/// bureau's file and reconciled without a difference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_32_character_order_number_is_pushed_paid_notified_and_reconciled() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    let day = business_date();
+    let next_day = day.checked_add_days(chrono::Days::new(1)).expect("date");
+    const LONG: &str = "YC202612030000000000000000000001";
+    const LONG_FEN: i64 = 98_760;
+    const RETAILER: &str = "430602100777";
+    assert_eq!(LONG.len(), 32);
+
+    let pushed = sim
+        .push(
+            "P202612030032",
+            vec![order_json(LONG, RETAILER, LONG_FEN, &today)],
+        )
+        .await
+        .expect("push exchange");
+    assert_eq!(pushed.body["code"], "0000", "{:?}", pushed.body);
+    assert_eq!(pushed.body["results"][0]["orderNo"], LONG);
+    assert_eq!(pushed.body["results"][0]["code"], "0000");
+    assert_eq!(pushed.body["results"][0]["state"], "1");
+
+    let lookup = json!({"licence_no": RETAILER, "channel": "02", "branch_no": BRANCH, "teller_no": "T00001"});
+    let (status, listed) = env.post("/api/v1/tobacco/orders/by-licence", &lookup).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["orders"][0]["order_no"], LONG, "{listed}");
+
+    let (status, bill) = env.post("/api/v1/bills/query", &channel_query(LONG)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bill["status"], "OK", "{bill}");
+    assert_eq!(bill["customer_no"], LONG);
+    assert_eq!(bill["total_due_fen"], LONG_FEN);
+
+    let (status, paid) = env
+        .post(
+            "/api/v1/payments",
+            &channel_pay(&env, "M0000000032", LONG, LONG_FEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    assert_eq!(paid["partner_serial"], LONG);
+    let serial = paid["hub_serial"].as_str().expect("serial").to_string();
+    assert_eq!(env.balance_fen(PAYER_A), PAYER_A_OPENING_FEN - LONG_FEN);
+
+    wait_acked(&env, &serial).await;
+    let recorded = sim.recorded();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].order_no, LONG);
+    assert_eq!(recorded[0].bank_serial, serial);
+    assert_eq!(recorded[0].amount_fen, LONG_FEN);
+    let queried = sim.query(LONG).await.expect("query exchange");
+    assert_eq!(queried.body["state"], "3", "{:?}", queried.body);
+    assert_eq!(queried.body["bankSerial"], serial.as_str());
+
+    // The bureau's file carries the 32 characters; the journal and core agree.
+    let files = env.files_dir();
+    env.clock.advance_to(at(next_day, 1, 0, 0));
+    env.core.write_daily_file(day, &files).expect("core file");
+    env.clock.advance_to(at(next_day, 7, 0, 0));
+    let file_d = sim.daily_file(day);
+    assert!(
+        file_d.contains(&format!("|{LONG}|{RETAILER}|{LONG_FEN}|")),
+        "{file_d}"
+    );
+    std::fs::write(
+        files.join(format!("YCJF_{TOBACCO_BANK_CODE}_{today}.txt")),
+        &file_d,
+    )
+    .expect("bureau file");
+    env.clock.advance_to(at(next_day, 9, 0, 0));
+    let run = reconcile_tobacco(&env, day).await.expect("reconciliation");
+    assert!(
+        run.result.differences.is_empty(),
+        "{:?}",
+        run.result.differences
+    );
+    assert_eq!(run.result.matched.len(), 1);
+    assert_eq!(run.result.matched[0].customer_no, LONG);
+    assert_eq!(run.settlement.amount_fen, LONG_FEN);
+    assert_eq!(env.balance_fen(SETTLEMENT), LONG_FEN);
+}
+
+/// Spec 09: "The engine matches on bankSerial across files and keeps each payment's own
+/// acctDate from the journal." A payment accepted at 23:59:59 on D (the hub's date D, the
+/// core's HubTranDate D) is posted after the core's 23:00 switch (CoreDate, so acctDate, D+1);
+/// its 8002 answer is lost and the 8004 that finds it runs after midnight, so payTime is on
+/// D+1 too. The bureau's file of D+1 lists it with that payTime: the reconciliation of D+1
+/// matches it, with no difference, and settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_accepted_before_midnight_and_paid_after_it_reconciles_without_difference() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    let day = business_date();
+    let next_day = day.checked_add_days(chrono::Days::new(1)).expect("date");
+    let day_after = next_day
+        .checked_add_days(chrono::Days::new(1))
+        .expect("date");
+    const ORDER: &str = "YC20261203000501";
+    const FEN: i64 = 23_450;
+    sim.push(
+        "P202612030005",
+        vec![order_json(ORDER, LICENCE, FEN, &today)],
+    )
+    .await
+    .expect("push exchange");
+
+    env.clock.advance_to(at(day, 23, 59, 59));
+    env.core.arm(fixtures::core_sim::FaultRule {
+        tran_code: "8002".into(),
+        debit_acct: Some(PAYER_B.into()),
+        fault: fixtures::core_sim::CoreFault::AnswerLate(std::time::Duration::from_millis(1_500)),
+        times: 1,
+    });
+    // The first 8004 fails too, so the one that finds the posting runs after midnight.
+    env.core.arm(fixtures::core_sim::FaultRule {
+        tran_code: "8004".into(),
+        debit_acct: Some(PAYER_B.into()),
+        fault: fixtures::core_sim::CoreFault::SystemError,
+        times: 1,
+    });
+    let (_, doubt) = env
+        .post(
+            "/api/v1/payments",
+            &pay_from(&env, "M0000000501", ORDER, FEN, PAYER_B),
+        )
+        .await;
+    assert_eq!(doubt["status"], "IN_DOUBT", "{doubt}");
+    let serial = doubt["hub_serial"].as_str().expect("serial").to_string();
+    env.clock.advance_to(at(next_day, 0, 0, 30));
+    // The resolver's backoff runs on the manual clock: nudge it until the 8004 succeeds.
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    let row = loop {
+        let row = env
+            .journal
+            .get(&serial)
+            .await
+            .expect("journal")
+            .expect("payment row");
+        if row.state == PaymentState::Succeeded {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "payment not resolved: {:?}",
+            row.state
+        );
+        env.clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
+    assert_eq!(row.tx_date, day);
+    assert_eq!(row.acct_date, Some(next_day));
+    wait_acked(&env, &serial).await;
+    let recorded = sim.recorded();
+    assert_eq!(recorded.len(), 1);
+    let next = codecs::clock::yyyymmdd(next_day);
+    assert_eq!(recorded[0].acct_date, next);
+    assert!(
+        recorded[0].pay_time.starts_with(&next),
+        "payTime {} is not on D+1",
+        recorded[0].pay_time
+    );
+
+    let files = env.files_dir();
+    env.clock.advance_to(at(day_after, 1, 0, 0));
+    env.core
+        .write_daily_file(next_day, &files)
+        .expect("core file");
+    env.clock.advance_to(at(day_after, 7, 0, 0));
+    let file = sim.daily_file(next_day);
+    assert_eq!(
+        file.lines().next(),
+        Some(format!("{next}|1|{FEN}").as_str())
+    );
+    std::fs::write(
+        files.join(format!("YCJF_{TOBACCO_BANK_CODE}_{next}.txt")),
+        &file,
+    )
+    .expect("bureau file");
+    env.clock.advance_to(at(day_after, 9, 0, 0));
+    let run = reconcile_tobacco(&env, next_day)
+        .await
+        .expect("reconciliation of D+1");
+    assert!(
+        run.result.differences.is_empty(),
+        "{:?}",
+        run.result.differences
+    );
+    assert_eq!(run.result.matched.len(), 1);
+    assert_eq!(run.result.matched[0].hub_serial, serial);
+    assert_eq!(run.result.matched[0].tx_date, day);
+    assert_eq!(run.result.matched[0].acct_date, next_day);
+    assert_eq!(run.settlement.amount_fen, FEN);
+    assert_eq!(env.balance_fen(SETTLEMENT), FEN);
+}
+
+/// Spec 09: the settlement is every payment "paid in the journal and posted (S) in the core
+/// file, whether or not the bureau's file lists them yet", and an unlisted payment is "reported
+/// as 通知未确认 until a later file lists it". D: the bureau's file never arrives: journal and
+/// core are reconciled, both payments settle (123.00 + 456.00), the missing file is an alert and
+/// the first 提示 line, and a rerun with a damaged file posts nothing twice. D+1: the file lists
+/// the first payment; the second (the bureau never recorded its notification) is still on the
+/// report of D+1 as 通知未确认 of D.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_bureau_file_payments_settle_and_unconfirmed_ones_stay_on_later_reports() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    let day = business_date();
+    let next_day = day.checked_add_days(chrono::Days::new(1)).expect("date");
+    let day_after = next_day
+        .checked_add_days(chrono::Days::new(1))
+        .expect("date");
+    const CONFIRMED: &str = "YC20261203000601";
+    const UNCONFIRMED: &str = "YC20261203000602";
+    const CONFIRMED_FEN: i64 = 12_300;
+    const UNCONFIRMED_FEN: i64 = 45_600;
+    sim.push(
+        "P202612030006",
+        vec![
+            order_json(CONFIRMED, LICENCE, CONFIRMED_FEN, &today),
+            order_json(UNCONFIRMED, LICENCE, UNCONFIRMED_FEN, &today),
+        ],
+    )
+    .await
+    .expect("push exchange");
+    let (_, first) = env
+        .post(
+            "/api/v1/payments",
+            &channel_pay(&env, "M0000000601", CONFIRMED, CONFIRMED_FEN),
+        )
+        .await;
+    assert_eq!(first["status"], "SUCCEEDED", "{first}");
+    let confirmed = first["hub_serial"].as_str().expect("serial").to_string();
+    wait_acked(&env, &confirmed).await;
+    // The bureau answers 9999 to every notification from now on: it never records the second.
+    sim.inject(fixtures::tobacco_sim::NotifyFault::SystemError, 10_000);
+    let (_, second) = env
+        .post(
+            "/api/v1/payments",
+            &channel_pay(&env, "M0000000602", UNCONFIRMED, UNCONFIRMED_FEN),
+        )
+        .await;
+    assert_eq!(second["status"], "SUCCEEDED", "{second}");
+    let unconfirmed = second["hub_serial"].as_str().expect("serial").to_string();
+
+    let files = env.files_dir();
+    env.clock.advance_to(at(next_day, 1, 0, 0));
+    env.core.write_daily_file(day, &files).expect("core file");
+    env.clock.advance_to(at(next_day, 10, 0, 0));
+    let run = reconcile_tobacco(&env, day)
+        .await
+        .expect("a missing bureau file does not stop the reconciliation");
+    let alert = run.partner_file_alert.clone().expect("missing file alert");
+    assert!(alert.contains("RECON_PARTNER_FILE_MISSING"), "{alert}");
+    assert_eq!(run.result.warnings.first(), Some(&alert));
+    assert_eq!(run.settlement.state, "POSTED");
+    assert_eq!(run.settlement.amount_fen, CONFIRMED_FEN + UNCONFIRMED_FEN);
+    assert_eq!(run.settlement.count, 2);
+    assert_eq!(env.balance_fen(SETTLEMENT), CONFIRMED_FEN + UNCONFIRMED_FEN);
+    let mut reported: Vec<_> = run
+        .result
+        .differences
+        .iter()
+        .map(|d| (d.kind, d.hub_serial.clone()))
+        .collect();
+    reported.sort();
+    let mut expected = vec![
+        (
+            reconciliation::DifferenceKind::HubSuccessMissingAtPartner,
+            confirmed.clone(),
+        ),
+        (
+            reconciliation::DifferenceKind::HubSuccessMissingAtPartner,
+            unconfirmed.clone(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(reported, expected);
+    let html = std::fs::read_to_string(&run.html).expect("report");
+    assert!(html.contains("RECON_PARTNER_FILE_MISSING"), "{html}");
+
+    // A damaged file is the same alert; the settlement already posted is not posted again.
+    std::fs::write(
+        files.join(format!("YCJF_{TOBACCO_BANK_CODE}_{today}.txt")),
+        "not a file\n",
+    )
+    .expect("bureau file");
+    let rerun = reconcile_tobacco(&env, day).await.expect("rerun");
+    assert!(rerun
+        .partner_file_alert
+        .as_deref()
+        .is_some_and(|a| a.contains("RECON_PARTNER_FILE_BAD")));
+    assert!(rerun.settlement.earlier_run);
+    assert_eq!(env.balance_fen(SETTLEMENT), CONFIRMED_FEN + UNCONFIRMED_FEN);
+
+    // D+1: the bureau's file lists the first payment (a confirmation of D); the second is
+    // still unconfirmed and stays on the report, with its own date and amount.
+    env.clock.advance_to(at(day_after, 1, 0, 0));
+    env.core
+        .write_daily_file(next_day, &files)
+        .expect("core file");
+    env.clock.advance_to(at(day_after, 7, 0, 0));
+    let next = codecs::clock::yyyymmdd(next_day);
+    let file = sim.daily_file(next_day);
+    assert!(file.contains(confirmed.as_str()), "{file}");
+    assert!(!file.contains(unconfirmed.as_str()), "{file}");
+    std::fs::write(
+        files.join(format!("YCJF_{TOBACCO_BANK_CODE}_{next}.txt")),
+        &file,
+    )
+    .expect("bureau file");
+    let run = reconcile_tobacco(&env, next_day)
+        .await
+        .expect("reconciliation of D+1");
+    assert_eq!(run.partner_file_alert, None);
+    assert!(
+        run.result.differences.is_empty(),
+        "{:?}",
+        run.result.differences
+    );
+    let carried: Vec<_> = run
+        .result
+        .unconfirmed_earlier
+        .iter()
+        .map(|u| (u.hub_serial.clone(), u.acct_date, u.amount.fen()))
+        .collect();
+    assert_eq!(carried, [(unconfirmed.clone(), day, UNCONFIRMED_FEN)]);
+    let html = std::fs::read_to_string(&run.html).expect("report");
+    assert!(html.contains("通知未确认"), "{html}");
+    assert!(html.contains("NOTIFY_UNCONFIRMED"), "{html}");
+    assert!(html.contains(unconfirmed.as_str()), "{html}");
+    assert_eq!(run.settlement.amount_fen, 0);
+    assert_eq!(env.balance_fen(SETTLEMENT), CONFIRMED_FEN + UNCONFIRMED_FEN);
 }

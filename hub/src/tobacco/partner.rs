@@ -5,7 +5,7 @@
 use adapters::spi::{
     AdapterError, Bill, BillItem, BillPartner, Channel, DailyFile, DailyRecord, OriginalRef,
     PartnerReply, PayOrder, PayOutcome, QueryOutcome, RefusalReason, RequestContext,
-    ReversalOutcome, StatusOutcome,
+    ReversalOutcome, StatusOutcome, UnconfirmedPayment,
 };
 use adapters::tobacco::daily_file::{file_name, parse_daily_file};
 use adapters::tobacco::{OrderState, PayChannel};
@@ -360,6 +360,44 @@ impl BillPartner for TobaccoPartner {
         true
     }
 
+    /// Spec 09: "The engine matches on bankSerial across files". A line's date is its payTime,
+    /// which is the day after acceptance for a payment accepted just before midnight (or one
+    /// an 8004 resolved the next day).
+    fn file_matches_on_bank_serial(&self) -> bool {
+        true
+    }
+
+    /// Spec 09: an unlisted payment is "reported as 通知未确认 until a later file lists it", and
+    /// after 72 h "reconciliation reports it as 通知未确认 until resolved": every later report
+    /// carries the ones of earlier days.
+    async fn unconfirmed_before(
+        &self,
+        acct_date: NaiveDate,
+    ) -> Result<Vec<UnconfirmedPayment>, AdapterError> {
+        let rows = self
+            .store
+            .unlisted_before(acct_date)
+            .await
+            .map_err(|e| AdapterError::Transport(format!("{}: {e}", e.code())))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| UnconfirmedPayment {
+                notice: match row.status.as_str() {
+                    "PENDING" => "对方文件未列出，重新通知中",
+                    "ACKED" => "对方已应答通知，但文件未列出",
+                    "REJECTED" => "对方拒绝通知(2005)，已停止重发，需人工处理",
+                    "EXPIRED" => "72小时内未获确认，已停止重发，需人工处理",
+                    _ => "通知状态未知，需人工核查",
+                }
+                .to_string(),
+                bank_serial: row.notify_id,
+                customer_no: row.order_no,
+                amount: row.amount,
+                acct_date: row.acct_date,
+            })
+            .collect())
+    }
+
     fn purpose(&self) -> &str {
         PURPOSE
     }
@@ -379,6 +417,12 @@ impl BillPartner for TobaccoPartner {
             self.bank_code,
             codecs::clock::yyyymmdd(acct_date)
         )
+    }
+
+    /// Spec 09: `orderNo` is 1–32 `[0-9A-Za-z]`, and the order number is the payment key; the
+    /// SPI's default of 16 would refuse every order number of 17 to 32 characters.
+    fn customer_no_max_len(&self) -> usize {
+        32
     }
 
     /// An order is paid exactly, never prepaid.
@@ -611,6 +655,8 @@ mod tests {
             "烟草货款YYNS000120261202"
         );
         assert_eq!(partner.purpose(), "430600");
+        // Spec 09: orderNo is 1–32 characters, and the order number is the payment key.
+        assert_eq!(partner.customer_no_max_len(), 32);
         assert_eq!(partner.payee(), "TOBACCO");
         assert_eq!(partner.instance(), "430600");
         assert_eq!(

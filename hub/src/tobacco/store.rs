@@ -145,6 +145,17 @@ pub struct NotificationRow {
     pub acct_date: String,
 }
 
+/// A paid payment of an earlier acctDate that no bureau file has listed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnlistedPayment {
+    pub notify_id: String,
+    pub order_no: String,
+    pub acct_date: NaiveDate,
+    /// The outbox status: PENDING, ACKED, REJECTED, EXPIRED.
+    pub status: String,
+    pub amount: Money,
+}
+
 #[derive(Clone, Debug)]
 pub struct TobaccoStore {
     pool: SqlitePool,
@@ -674,6 +685,39 @@ impl TobaccoStore {
         .bind(ymd(date))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Paid payments of acctDate before `date` that no file has listed yet, oldest first, with
+    /// their order's number and amount and their notification's status: the report of `date`
+    /// carries them as 通知未确认 until a file lists them (spec 09).
+    pub async fn unlisted_before(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Vec<UnlistedPayment>, TobaccoError> {
+        let rows = sqlx::query(
+            "SELECT n.notify_id, n.order_no, n.acct_date, n.status, o.amount_fen \
+             FROM tobacco_notifications n JOIN tobacco_orders o ON o.order_no = n.order_no \
+             WHERE n.listed_in_file IS NULL AND n.acct_date < ? \
+             ORDER BY n.acct_date, n.notify_id",
+        )
+        .bind(ymd(date))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let acct_date: String = row.try_get("acct_date")?;
+                let amount_fen: i64 = row.try_get("amount_fen")?;
+                Ok(UnlistedPayment {
+                    notify_id: row.try_get("notify_id")?,
+                    order_no: row.try_get("order_no")?,
+                    acct_date: codecs::clock::parse_yyyymmdd(&acct_date).ok_or_else(|| {
+                        TobaccoError::Corrupt(format!("通知记账日期{acct_date}不是日期"))
+                    })?,
+                    status: row.try_get("status")?,
+                    amount: Money::from_fen(amount_fen),
+                })
+            })
+            .collect()
     }
 
     pub async fn mark_listed(

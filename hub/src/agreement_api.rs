@@ -177,9 +177,16 @@ fn channel(code: &str) -> Result<Channel, Refusal> {
 }
 
 /// Spec 02: an empty 201/202 field is answered 090 by the company; the hub refuses it first.
+/// A control character is refused too: GBK has them, but core 8005's XML cannot carry them.
 fn required(fields: &[(&'static str, &str)]) -> Result<(), Refusal> {
-    match fields.iter().find(|(_, v)| v.trim().is_empty()) {
-        Some((name, _)) => Err(refusal(ErrorCode::BadRequest, format!("{name} is empty"))),
+    if let Some((name, _)) = fields.iter().find(|(_, v)| v.trim().is_empty()) {
+        return Err(refusal(ErrorCode::BadRequest, format!("{name} is empty")));
+    }
+    match fields.iter().find(|(_, v)| v.chars().any(char::is_control)) {
+        Some((name, _)) => Err(refusal(
+            ErrorCode::BadRequest,
+            format!("{name} has a control character"),
+        )),
         None => Ok(()),
     }
 }

@@ -84,6 +84,37 @@ pub(crate) fn bad_json(rejection: JsonRejection) -> Refusal {
     refusal(ErrorCode::BadRequest, rejection.body_text())
 }
 
+/// axum's own rejections (a path segment that is not UTF-8, a body that is not JSON on a route
+/// that reads it optionally, a body over the limit) answer in plain text: the channel and the
+/// operator get the typed JSON refusal instead, with axum's text as the detail. JSON answers and
+/// the console's HTML pages pass untouched.
+pub(crate) async fn typed_rejections(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let typed = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+    if typed {
+        return response;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+        StatusCode::NOT_FOUND => ErrorCode::NoSuchRoute,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    };
+    let detail = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    refusal(code, detail).into_response()
+}
+
 #[derive(Debug, Deserialize)]
 pub struct QueryRequest {
     pub payee: String,
@@ -305,7 +336,7 @@ pub fn openapi_document() -> serde_json::Value {
                 "summary": "撤销 cancel a same-day payment at a partner that has a cancel (medical insurance: counter only, authorised by a second teller; cable TV: any channel, before 23:50)",
                 "parameters": key_params,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "reason": {"type": "string"}, "authorized_by": {"type": "string", "pattern": "^[0-9A-Za-z]{0,6}$"}}}}}},
+                    "reason": {"type": "string"}, "authorized_by": {"type": "string", "pattern": "^[0-9A-Za-z]{0,8}$"}}}}}},
                 "responses": {"200": {"description": "CANCELLED, FAILED (CANCEL_TOO_LATE, CANCEL_MISMATCH, CANCEL_NOT_ALLOWED) or IN_DOUBT", "content": {"application/json": {"schema": answer}}},
                               "422": {"description": "the partner has no cancel, not allowed for this channel, not succeeded, or past the cut-off", "content": {"application/json": {"schema": error}}}}
             }},

@@ -387,6 +387,13 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         )));
     }
     if let Some(schedule) = &config.recon_schedule {
+        // A config built in code has not been through `HubConfig::load`'s check.
+        schedule.times().map_err(|reason| {
+            StartError::Adapter(adapters::spi::AdapterError::Config {
+                field: "recon_schedule",
+                reason,
+            })
+        })?;
         tasks.push(tokio::spawn(crate::recon_schedule::run_scheduler(
             engine.clone(),
             schedule.clone(),
@@ -486,13 +493,16 @@ async fn resolver_loop(engine: Arc<Engine>, interval: Duration, mut stop: watch:
     }
 }
 
-/// A wrong method gets the JSON refusal with its stable code, not axum's empty 405. Applied once
-/// every route is merged (the fallback reaches only the routes present).
+/// A wrong method gets the JSON refusal with its stable code, not axum's empty 405, and axum's
+/// plain-text rejections become typed JSON too. Applied once every route is merged (the fallback
+/// reaches only the routes present).
 fn json_405(router: axum::Router) -> axum::Router {
-    router.method_not_allowed_fallback(|| async {
-        crate::api::refusal(
-            crate::errors::ErrorCode::MethodNotAllowed,
-            "method not allowed".into(),
-        )
-    })
+    router
+        .method_not_allowed_fallback(|| async {
+            crate::api::refusal(
+                crate::errors::ErrorCode::MethodNotAllowed,
+                "method not allowed".into(),
+            )
+        })
+        .layer(axum::middleware::map_response(crate::api::typed_rejections))
 }

@@ -71,6 +71,9 @@ impl ReconScheduleConfig {
         if self.retry_minutes == 0 || self.retry_minutes > 24 * 60 {
             return Err("recon_schedule.retry_minutes 须在1至1440之间".into());
         }
+        if !(10..=3_600_000).contains(&self.check_interval_ms) {
+            return Err("recon_schedule.check_interval_ms 须在10至3600000之间".into());
+        }
         if alert_after < start {
             return Err("recon_schedule.alert_after 不能早于 start".into());
         }
@@ -286,6 +289,14 @@ mod tests {
             },
             ReconScheduleConfig {
                 alert_after: "050000".into(),
+                ..good.clone()
+            },
+            ReconScheduleConfig {
+                check_interval_ms: 0,
+                ..good.clone()
+            },
+            ReconScheduleConfig {
+                check_interval_ms: u64::MAX,
                 ..good.clone()
             },
         ] {

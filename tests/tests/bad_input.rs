@@ -159,6 +159,15 @@ async fn channel_api_refuses_bad_payments_and_journals_nothing() {
         .await;
     assert_refusal(s, &b, bad, "BAD_REQUEST", "teller outside GBK");
 
+    // Spec 01: TellerNo is AN 6; seven characters would be debited, then refused by the encoder.
+    let (s, b) = env
+        .post(
+            "/api/v1/payments",
+            &with(good_pay(&env), "teller_no", json!("T000001")),
+        )
+        .await;
+    assert_refusal(s, &b, bad, "BAD_REQUEST", "a seven-character power teller");
+
     // AN 16 in spec 01.
     let (s, b) = env
         .post(
@@ -568,4 +577,62 @@ async fn core_simulator_survives_bad_frames() {
     .expect("answered");
     assert!(contains(&answer, "<RetCode>E90001</RetCode>"));
     core_good_request_still_served(&env, "garbage GBK").await;
+}
+
+/// axum's own rejections become the typed JSON refusal: a path segment that is not UTF-8, a
+/// 冲正 body that is not JSON (that route reads its body optionally), text/plain, over the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_before_any_handler_answer_typed_json() {
+    let env = Env::start().await;
+    let http = reqwest::Client::new();
+    let base = env.base_url();
+    let today = env.today();
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            "non-UTF-8 serial",
+            http.get(format!("{base}/api/v1/payments/01/{today}/%FF")),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "non-UTF-8 serial on the reversal",
+            http.post(format!("{base}/api/v1/payments/01/{today}/%FF/reversal")),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "malformed reversal body",
+            http.post(format!("{base}/api/v1/payments/01/{today}/X1/reversal"))
+                .header("content-type", "application/json")
+                .body("{\"reason\":"),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "reversal body as text/plain",
+            http.post(format!("{base}/api/v1/payments/01/{today}/X1/reversal"))
+                .header("content-type", "text/plain")
+                .body("reason"),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "reversal body over the limit",
+            http.post(format!("{base}/api/v1/payments/01/{today}/X1/reversal"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"reason\":\"{}\"}}", "x".repeat(40_000))),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let response = request.send().await.expect("hub answers");
+        assert_eq!(response.status(), status, "{case}");
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{case}: not JSON: {e}"));
+        assert_refusal(status, &body, status, code, case);
+    }
+    assert_eq!(env.payment_count().await, 0);
 }

@@ -1373,7 +1373,10 @@ async fn water_agreement_desk_refuses_bad_fields_and_the_day_end_window() {
     other_id_type["id_type"] = json!("02");
     let mut long_phone = sign.clone();
     long_phone["phone"] = json!("139000011112");
-    for bad in [&long_name, &not_gbk, &other_id_type, &long_phone] {
+    // GBK has control characters; core 8005's XML cannot carry them.
+    let mut control = sign.clone();
+    control["account_name"] = json!("张三\u{1}");
+    for bad in [&long_name, &not_gbk, &other_id_type, &long_phone, &control] {
         let (status, answer) = fx.env.post("/api/v1/agreements/sign", bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {answer}");
         assert_eq!(answer["code"], "BAD_REQUEST", "{answer}");

@@ -62,6 +62,11 @@ impl BillPartner for ChendianAdapter {
         &self.config.bank_code
     }
 
+    /// Spec 01: TellerNo AN 6 (a longer one would be debited, then refused by the encoder).
+    fn teller_no_max_len(&self) -> usize {
+        6
+    }
+
     async fn query(
         &self,
         ctx: &RequestContext,

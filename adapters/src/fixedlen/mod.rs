@@ -130,50 +130,26 @@ impl FixedLenAdapter {
     /// The width of the header's BankSerial: the engine's serials for this instance must fit it
     /// (spec 02: AN 18), or every request is refused before it is sent.
     pub fn bank_serial_len(&self) -> usize {
-        let name = &self.profile().header.bank_serial;
-        self.profile()
-            .header_layout()
-            .ok()
-            .and_then(|layout| {
-                layout.items.iter().find_map(|item| match item {
-                    codecs::layout::Item::Field(field) if &field.name == name => Some(field.len),
-                    _ => None,
-                })
-            })
-            .unwrap_or(0)
+        let profile = self.profile();
+        field_len(&profile.header.layout, &profile.header.bank_serial, profile)
     }
 
     /// The width of the header's TellerNo (spec 01: AN 6, spec 02: AN 8): a longer teller is
     /// refused before any debit rather than by the encoder after it.
     pub fn teller_no_len(&self) -> usize {
-        let name = &self.profile().header.teller_no;
-        self.profile()
-            .header_layout()
-            .ok()
-            .and_then(|layout| {
-                layout.items.iter().find_map(|item| match item {
-                    codecs::layout::Item::Field(field) if &field.name == name => Some(field.len),
-                    _ => None,
-                })
-            })
-            .unwrap_or(0)
+        let profile = self.profile();
+        field_len(&profile.header.layout, &profile.header.teller_no, profile)
     }
 
     /// The width of CustomerNo in the query request (spec 02: AN 10, spec 11: AN 12): a longer
     /// one is refused before any debit, not by the encoder after it.
     pub fn customer_no_len(&self) -> usize {
         let profile = self.profile();
-        let name = &profile.fields.customer_no;
-        profile
-            .layout(&profile.trades.query.request)
-            .ok()
-            .and_then(|layout| {
-                layout.items.iter().find_map(|item| match item {
-                    codecs::layout::Item::Field(field) if &field.name == name => Some(field.len),
-                    _ => None,
-                })
-            })
-            .unwrap_or(0)
+        field_len(
+            &profile.trades.query.request,
+            &profile.fields.customer_no,
+            profile,
+        )
     }
 
     /// Whether this profile offers a separate prepayment trade.
@@ -423,4 +399,19 @@ impl BillPartner for FixedLenAdapter {
     fn refusal_reason(&self, code: &str) -> Option<crate::spi::RefusalReason> {
         self.profile().codes.reasons.get(code).copied()
     }
+}
+
+/// The width of a top-level field of one of the profile's layouts; 0 when there is none (the
+/// profile's validation makes sure the header and query fields exist).
+fn field_len(layout: &str, name: &str, profile: &Profile) -> usize {
+    profile
+        .layout(layout)
+        .ok()
+        .and_then(|layout| {
+            layout.items.iter().find_map(|item| match item {
+                codecs::layout::Item::Field(field) if field.name == name => Some(field.len),
+                _ => None,
+            })
+        })
+        .unwrap_or(0)
 }

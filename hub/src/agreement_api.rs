@@ -167,13 +167,16 @@ pub fn router(desk: Arc<AgreementDesk>) -> Router {
         .with_state(desk)
 }
 
+/// The four channels of spec 02 (农信银 is not one of them).
 fn channel(code: &str) -> Result<Channel, Refusal> {
-    Channel::from_code(code).ok_or_else(|| {
-        refusal(
-            ErrorCode::BadRequest,
-            format!("channel {code:?} is not 01..04"),
-        )
-    })
+    Channel::from_code(code)
+        .filter(|c| *c != Channel::Nongxinyin)
+        .ok_or_else(|| {
+            refusal(
+                ErrorCode::BadRequest,
+                format!("channel {code:?} is not 01..04"),
+            )
+        })
 }
 
 /// Spec 02: an empty 201/202 field is answered 090 by the company; the hub refuses it first.

@@ -291,7 +291,7 @@ pub fn openapi_document() -> serde_json::Value {
     let error = json!({"$ref": "#/components/schemas/Error"});
     let answer = json!({"$ref": "#/components/schemas/ChannelAnswer"});
     let key_params = json!([
-        {"name": "channel", "in": "path", "required": true, "schema": {"type": "string", "enum": ["01","02","03","04"]}},
+        {"name": "channel", "in": "path", "required": true, "schema": {"type": "string", "enum": ["01","02","03","04","05"]}},
         {"name": "channel_date", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{8}$"}},
         {"name": "channel_serial", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{1,32}$"}}
     ]);
@@ -389,7 +389,7 @@ pub fn openapi_document() -> serde_json::Value {
                 "payee": {"type": "string", "example": "CDGJ"}, "instance": {"type": "string", "example": "NSH43102"},
                 "customer_no": {"type": "string"}, "channel": {"type": "string"}, "branch_no": {"type": "string"}, "teller_no": {"type": "string"}}},
             "PayRequest": {"type": "object", "required": ["channel","channel_date","channel_serial","payee","instance","customer_no","payer_account","amount_fen","total_due_fen","branch_no","teller_no"], "properties": {
-                "channel": {"type": "string", "enum": ["01","02","03","04"]},
+                "channel": {"type": "string", "enum": ["01","02","03","04","05"], "description": "01 counter 柜面, 02 mobile banking 手机银行, 03 self-service 自助设备, 04 online banking 网上银行, 05 农信银 (tobacco only)"},
                 "channel_date": {"type": "string", "pattern": "^[0-9]{8}$"},
                 "channel_serial": {"type": "string", "pattern": "^[0-9A-Za-z]{1,32}$"},
                 "payee": {"type": "string"}, "instance": {"type": "string"},

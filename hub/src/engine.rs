@@ -281,6 +281,12 @@ impl Engine {
             detail: format!("{payee}/{instance}"),
         })?;
         let channel = Channel::from_code(channel).ok_or_else(|| EngineError::bad("channel"))?;
+        if !link.adapter.accepts_channel(&channel) {
+            return Err(EngineError::bad(format!(
+                "channel {} is not offered for {payee}",
+                channel.code()
+            )));
+        }
         let customer_no = &link.adapter.canonical_customer_no(customer_no);
         let max = link.adapter.customer_no_max_len();
         if customer_no.len() > max || !is_ascii_alnum(customer_no) {
@@ -314,9 +320,9 @@ impl Engine {
     }
 
     fn validate(&self, req: &PayRequest) -> Result<&PartnerLink, EngineError> {
-        if Channel::from_code(&req.channel).is_none() {
-            return Err(EngineError::bad("channel must be 01, 02, 03 or 04"));
-        }
+        let Some(channel) = Channel::from_code(&req.channel) else {
+            return Err(EngineError::bad("channel must be 01 to 05"));
+        };
         if parse_yyyymmdd(&req.channel_date).is_none() {
             return Err(EngineError::bad("channel_date must be YYYYMMDD"));
         }
@@ -347,6 +353,13 @@ impl Engine {
                 detail: format!("{}/{}", req.payee, req.instance),
             });
         };
+        if !link.adapter.accepts_channel(&channel) {
+            return Err(EngineError::bad(format!(
+                "channel {} is not offered for {}",
+                channel.code(),
+                req.payee
+            )));
+        }
         let teller_max = link.adapter.teller_no_max_len();
         if req.teller_no.is_empty()
             || req.teller_no.len() > teller_max

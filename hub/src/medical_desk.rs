@@ -119,12 +119,15 @@ async fn history(
     body: Result<Json<HistoryBody>, JsonRejection>,
 ) -> Result<Json<HistoryAnswer>, Refusal> {
     let Json(req) = body.map_err(bad_json)?;
-    let channel = adapters::spi::Channel::from_code(&req.channel).ok_or_else(|| {
-        refusal(
-            ErrorCode::BadRequest,
-            format!("channel {:?} is not 01..04", req.channel),
-        )
-    })?;
+    // Spec 03 knows four bank channels; 农信银 (05) is not one of them.
+    let channel = adapters::spi::Channel::from_code(&req.channel)
+        .filter(|c| *c != adapters::spi::Channel::Nongxinyin)
+        .ok_or_else(|| {
+            refusal(
+                ErrorCode::BadRequest,
+                format!("channel {:?} is not 01..04", req.channel),
+            )
+        })?;
     let client = desk
         .clients
         .get(&req.instance)

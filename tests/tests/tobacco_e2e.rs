@@ -889,3 +889,46 @@ async fn without_the_bureau_file_payments_settle_and_unconfirmed_ones_stay_on_la
     assert_eq!(run.settlement.amount_fen, 0);
     assert_eq!(env.balance_fen(SETTLEMENT), CONFIRMED_FEN + UNCONFIRMED_FEN);
 }
+
+/// Spec 09: retailers also pay "through the 农信银 channel" (channel `05`): the payment goes
+/// through and the bureau is notified with channel 05. No other partner names 05: a power
+/// payment from it is a bad request before any debit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retailer_pays_through_nongxinyin_and_the_bureau_hears_channel_05() {
+    let (env, sim) = tobacco_env().await;
+    let today = env.today();
+    const ORDER: &str = "YC20261203NXY001";
+    const FEN: i64 = 45_600;
+    let pushed = sim
+        .push(
+            "P202612030005",
+            vec![order_json(ORDER, "430602100555", FEN, &today)],
+        )
+        .await
+        .expect("push exchange");
+    assert_eq!(pushed.body["code"], "0000", "{:?}", pushed.body);
+    let mut pay = channel_pay(&env, "NX0000000001", ORDER, FEN);
+    pay["channel"] = json!("05");
+    let (status, paid) = env.post("/api/v1/payments", &pay).await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["status"], "SUCCEEDED", "{paid}");
+    let serial = paid["hub_serial"].as_str().expect("serial").to_string();
+    wait_acked(&env, &serial).await;
+    let recorded = sim.recorded();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].channel, "05");
+    assert_eq!(env.balance_fen(PAYER_A), PAYER_A_OPENING_FEN - FEN);
+
+    let postings = env.core.posting_count();
+    let mut power = env.pay_body(&PayArgs::mobile(
+        "NX0000000002",
+        ZHANG_SAN,
+        PAYER_A,
+        ZHANG_SAN_DUE_FEN,
+    ));
+    power["channel"] = json!("05");
+    let (status, refused) = env.post("/api/v1/payments", &power).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["code"], "BAD_REQUEST");
+    assert_eq!(env.core.posting_count(), postings, "nobody debited");
+}

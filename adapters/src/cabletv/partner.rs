@@ -331,6 +331,8 @@ pub fn channel_code(channel: &Channel) -> &'static str {
         Channel::Mobile => "SJ",
         Channel::Online => "WY",
         Channel::SelfService => "ZZ",
+        // Refused by the engine before any call (`accepts_channel`); spec 04 has no code for it.
+        Channel::Nongxinyin => "",
     }
 }
 

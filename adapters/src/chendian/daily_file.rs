@@ -15,7 +15,7 @@ use codecs::text::Charset;
 use codecs::Money;
 
 use super::client::PAYEE;
-use crate::spi::{AdapterError, Channel, DailyFile, DailyRecord};
+use crate::spi::{AdapterError, DailyFile, DailyRecord};
 
 /// More detail lines than this is not a daily file of one bank's electricity payments.
 pub const MAX_DETAIL_LINES: usize = 1_000_000;
@@ -162,7 +162,7 @@ fn parse_detail(line: &Line) -> Result<DailyRecord, AdapterError> {
         .ok()
         .filter(|_| time_ok)
         .ok_or_else(|| error(number, format!("交易时间{tx_time:?}无效")))?;
-    if Channel::from_code(channel).is_none() {
+    if !matches!(*channel, "01" | "02" | "03" | "04") {
         return Err(error(number, format!("渠道{channel:?}不是01至04")));
     }
     Ok(DailyRecord {

@@ -194,6 +194,8 @@ impl ChannelMap {
             Channel::SelfService => &self.self_service,
             Channel::Online => &self.online,
             Channel::Mobile => &self.mobile,
+            // Refused by the engine before any call (`accepts_channel`): no code of its own.
+            Channel::Nongxinyin => "",
         }
     }
 

@@ -53,6 +53,9 @@ pub fn pay_channel(channel: &Channel) -> PayChannel {
         Channel::Mobile => PayChannel::Mobile,
         Channel::SelfService => PayChannel::SelfService,
         Channel::Online => PayChannel::Online,
+        // Refused by the engine before any call (`accepts_channel`); spec 03 has no code for it,
+        // and the counter's is the one that shows the payer in full.
+        Channel::Nongxinyin => PayChannel::Counter,
     }
 }
 

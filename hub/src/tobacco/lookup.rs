@@ -65,7 +65,7 @@ async fn by_licence(
     if adapters::spi::Channel::from_code(&req.channel).is_none() {
         return Err(refusal(
             ErrorCode::BadRequest,
-            format!("channel {:?} is not 01..04", req.channel),
+            format!("channel {:?} is not 01..05", req.channel),
         ));
     }
     let views = store

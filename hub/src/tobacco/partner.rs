@@ -43,6 +43,7 @@ fn pay_channel(channel: &Channel) -> PayChannel {
         Channel::Mobile => PayChannel::Mobile,
         Channel::SelfService => PayChannel::SelfService,
         Channel::Online => PayChannel::Online,
+        Channel::Nongxinyin => PayChannel::Nongxinyin,
     }
 }
 
@@ -423,6 +424,11 @@ impl BillPartner for TobaccoPartner {
     /// SPI's default of 16 would refuse every order number of 17 to 32 characters.
     fn customer_no_max_len(&self) -> usize {
         32
+    }
+
+    /// Spec 09: retailers also pay through 农信银 (channel `05`).
+    fn accepts_channel(&self, _channel: &Channel) -> bool {
+        true
     }
 
     /// An order is paid exactly, never prepaid.

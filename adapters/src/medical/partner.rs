@@ -342,8 +342,14 @@ impl BillPartner for MedicalPartner {
         if let Err(error) = IdNumber::parse(&order.customer_no, today) {
             return Err(reply(error.code(), &error.to_string()));
         }
-        // Its own reqSerial: the payment's serial is the 2001's.
-        let key = Self::key(&format!("{}Q", ctx.bank_serial), ctx);
+        // Its own reqSerial: the payment's serial is the 2001's. Its reqTime is the clock's now
+        // (spec 03: "the hub's clock"), not the payment's date with today's time: a payment
+        // accepted at 23:59:59 and checked after midnight would otherwise be 24 h off (9005).
+        let now = self.clock.now();
+        let key = RequestKey {
+            req_serial: format!("{}Q", ctx.bank_serial),
+            req_time: now.date().and_time(now.time().with_nanosecond_zero()),
+        };
         match self.client.query_insured(&key, &order.customer_no).await {
             Ok(client::QueryOutcome::Insured(person)) => Self::check_against(&person, order, today),
             Ok(client::QueryOutcome::Refused(r)) => Err(reply(&r.ret_code, &r.ret_msg)),

@@ -418,8 +418,8 @@ pub trait BillPartner: Send + Sync {
     fn accepts_channel(&self, channel: &Channel) -> bool {
         *channel != Channel::Nongxinyin
     }
-    /// The longest teller number the partner's frames carry (specs 02 and 04: AN 8; spec 01
-    /// overrides it with its AN 6 through its layout).
+    /// The longest teller number the partner's frames carry (specs 02 and 04: AN 8; the
+    /// fixed-length adapters take it from their header layout, 郴电国际 says AN 6).
     fn teller_no_max_len(&self) -> usize {
         8
     }

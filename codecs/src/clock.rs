@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use chrono::{Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current Beijing local time.
@@ -79,6 +79,14 @@ pub fn hhmmss(time: NaiveDateTime) -> String {
     time.format("%H%M%S").to_string()
 }
 
+/// Parses `HHMMSS` (six digits, a real time of day); `None` otherwise.
+pub fn parse_hhmmss(text: &str) -> Option<NaiveTime> {
+    if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveTime::parse_from_str(text, "%H%M%S").ok()
+}
+
 /// Parses `YYYYMMDD`; `None` when it is not a real calendar date.
 pub fn parse_yyyymmdd(text: &str) -> Option<NaiveDate> {
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -110,6 +118,9 @@ mod tests {
         assert_eq!(parse_yyyymmdd("20261302"), None);
         assert_eq!(parse_yyyymmdd("2026120"), None);
         assert_eq!(parse_yyyymmdd("00000101"), None);
+        assert_eq!(parse_hhmmss("235959"), NaiveTime::from_hms_opt(23, 59, 59));
+        assert_eq!(parse_hhmmss("240000"), None);
+        assert_eq!(parse_hhmmss("6:30:0"), None);
         assert_eq!(parse_yyyymmdd("18991231"), None);
         assert_eq!(
             parse_yyyymmdd("19000101"),

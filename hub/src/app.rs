@@ -243,7 +243,7 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         return Err(StartError::BadNode(config.engine.node));
     }
     // A config built in code (demo, tests) gets the checks `HubConfig::load` makes.
-    config.check_withholding()?;
+    config.check()?;
     // Certificates first: a bad file stops the start before the journal or any port is touched.
     let channel_tls = config
         .hub
@@ -387,13 +387,6 @@ pub async fn start(config: &HubConfig, clock: SharedClock) -> Result<Hub, StartE
         )));
     }
     if let Some(schedule) = &config.recon_schedule {
-        // A config built in code has not been through `HubConfig::load`'s check.
-        schedule.times().map_err(|reason| {
-            StartError::Adapter(adapters::spi::AdapterError::Config {
-                field: "recon_schedule",
-                reason,
-            })
-        })?;
         tasks.push(tokio::spawn(crate::recon_schedule::run_scheduler(
             engine.clone(),
             schedule.clone(),

@@ -280,13 +280,7 @@ impl Engine {
             code: ErrorCode::UnknownPayee,
             detail: format!("{payee}/{instance}"),
         })?;
-        let channel = Channel::from_code(channel).ok_or_else(|| EngineError::bad("channel"))?;
-        if !link.adapter.accepts_channel(&channel) {
-            return Err(EngineError::bad(format!(
-                "channel {} is not offered for {payee}",
-                channel.code()
-            )));
-        }
+        let channel = Self::channel_of(link, channel)?;
         let customer_no = &link.adapter.canonical_customer_no(customer_no);
         let max = link.adapter.customer_no_max_len();
         if customer_no.len() > max || !is_ascii_alnum(customer_no) {
@@ -319,10 +313,22 @@ impl Engine {
             })
     }
 
+    /// A channel code the partner takes: 01–04, and 05 农信银 where its spec names it.
+    fn channel_of(link: &PartnerLink, code: &str) -> Result<Channel, EngineError> {
+        let channel = Channel::from_code(code).ok_or_else(|| EngineError::bad("channel"))?;
+        if !link.adapter.accepts_channel(&channel) {
+            return Err(EngineError::bad(format!(
+                "channel {code} is not offered for {}",
+                link.adapter.payee()
+            )));
+        }
+        Ok(channel)
+    }
+
     fn validate(&self, req: &PayRequest) -> Result<&PartnerLink, EngineError> {
-        let Some(channel) = Channel::from_code(&req.channel) else {
+        if Channel::from_code(&req.channel).is_none() {
             return Err(EngineError::bad("channel must be 01 to 05"));
-        };
+        }
         if parse_yyyymmdd(&req.channel_date).is_none() {
             return Err(EngineError::bad("channel_date must be YYYYMMDD"));
         }
@@ -353,13 +359,7 @@ impl Engine {
                 detail: format!("{}/{}", req.payee, req.instance),
             });
         };
-        if !link.adapter.accepts_channel(&channel) {
-            return Err(EngineError::bad(format!(
-                "channel {} is not offered for {}",
-                channel.code(),
-                req.payee
-            )));
-        }
+        Self::channel_of(link, &req.channel)?;
         let teller_max = link.adapter.teller_no_max_len();
         if req.teller_no.is_empty()
             || req.teller_no.len() > teller_max

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
-use codecs::clock::{yyyymmdd, SharedClock};
+use codecs::clock::{parse_hhmmss, yyyymmdd, SharedClock};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -48,13 +48,6 @@ fn default_alert_after() -> String {
 
 fn default_check_ms() -> u64 {
     30_000
-}
-
-fn parse_hhmmss(text: &str) -> Option<NaiveTime> {
-    if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    NaiveTime::parse_from_str(text, "%H%M%S").ok()
 }
 
 impl ReconScheduleConfig {
@@ -172,6 +165,16 @@ pub async fn run_scheduler(
             match crate::recon_job::run(&engine, link, day, &file_dir, &report_dir).await {
                 Ok(run) => {
                     state.done = Some(day);
+                    // Settled without the partner's file (tobacco): the file must still come.
+                    if let Some(alert) = &run.partner_file_alert {
+                        tracing::error!(
+                            payee = link.adapter.payee(),
+                            instance = link.adapter.instance(),
+                            date = %yyyymmdd(day),
+                            alert = %alert,
+                            "ALERT 对方对账文件未到，已仅按本方与核心结算 (hub recon): follow the file up."
+                        );
+                    }
                     tracing::info!(
                         payee = link.adapter.payee(),
                         instance = link.adapter.instance(),

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::NaiveTime;
+use codecs::clock::parse_hhmmss;
 use codecs::layout::{FieldKind, Item, Layout};
 use codecs::text::Charset;
 use serde::Deserialize;
@@ -67,13 +68,6 @@ pub struct CoreTexts {
 pub struct DayEnd {
     pub refuse_from: String,
     pub refuse_until: String,
-}
-
-fn parse_hhmmss(text: &str) -> Option<NaiveTime> {
-    if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    NaiveTime::parse_from_str(text, "%H%M%S").ok()
 }
 
 impl DayEnd {

@@ -42,10 +42,7 @@ impl IdNumber {
         if count != 18 {
             return Err(IdNumberError::Length(count));
         }
-        let normalized = match text.strip_suffix('x') {
-            Some(head) => format!("{head}X"),
-            None => text.to_string(),
-        };
+        let normalized = IdNumber::canonical(text);
         let bytes = normalized.as_bytes();
         let (body, last) = match (bytes.get(..17), bytes.get(17)) {
             (Some(body), Some(last)) if bytes.len() == 18 => (body, *last),
@@ -72,6 +69,15 @@ impl IdNumber {
             return Err(IdNumberError::CheckDigit);
         }
         Ok(IdNumber(normalized))
+    }
+
+    /// The one spelling GB 11643 writes: a final `x` upper-cased, nothing else touched (an
+    /// unchecked text stays unchecked).
+    pub fn canonical(text: &str) -> String {
+        match text.strip_suffix('x') {
+            Some(head) => format!("{head}X"),
+            None => text.to_string(),
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -536,10 +536,7 @@ impl BillPartner for MedicalPartner {
     }
 
     fn canonical_customer_no(&self, customer_no: &str) -> String {
-        match customer_no.strip_suffix('x') {
-            Some(head) => format!("{head}X"),
-            None => customer_no.to_string(),
-        }
+        IdNumber::canonical(customer_no)
     }
 
     fn customer_no_max_len(&self) -> usize {
